@@ -1,0 +1,174 @@
+"""Command line: ``python -m nkcodec {encode,decode,info,bench,train}``.
+
+Every command is ``main(argv) -> int``; errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "read_image", "write_image"]
+
+
+def read_image(path):
+    """Read an 8-bit image file as a uint8 array: HxW (gray), HxWx3 or HxWx4."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        mode = im.mode
+        if mode in ("L", "RGB", "RGBA"):
+            pass
+        elif mode == "1":
+            im = im.convert("L")
+        elif mode in ("LA", "PA") or (mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+        elif mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB")
+        else:
+            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, RGB and RGBA")
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def write_image(path, image) -> None:
+    from PIL import Image
+
+    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image).save(path)
+
+
+def _encode(args) -> int:
+    import nkcodec
+
+    image = read_image(args.input)
+    data = nkcodec.compress(image, quality=args.quality, preset=args.preset)
+    out = Path(args.output) if args.output else Path(args.input).with_suffix(".nkc")
+    out.write_bytes(data)
+    bpp = nkcodec.metrics.bpp(data, image)
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}")
+    return 0
+
+
+def _decode(args) -> int:
+    import nkcodec
+
+    data = Path(args.input).read_bytes()
+    image = nkcodec.decompress(data)
+    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
+    write_image(out, image)
+    print(f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)")
+    return 0
+
+
+def _info(args) -> int:
+    from .container import unpack_container
+
+    data = Path(args.input).read_bytes()
+    h, sections = unpack_container(data)
+    print(f"file:      {args.input} ({len(data)} bytes)")
+    print(f"format:    NKC v{h.version}")
+    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s){' (2-D)' if h.squeeze else ''}")
+    print(f"preset:    {h.preset}  quality {h.quality}  model {h.model_id}")
+    print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
+    print(f"params:    {h.params}")
+    print(f"sections:  {[len(s) for s in sections]} bytes")
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(images=args.images, json_path=args.json, quick=args.quick)
+    return 0
+
+
+def _train(args) -> int:
+    from .model import ModelConfig
+    from .train import TrainConfig, train_and_evaluate
+
+    mcfg = ModelConfig(n=args.n, m=args.m, activation=args.activation)
+    tcfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed)
+    trainer = train_and_evaluate(
+        args.data,
+        args.workdir,
+        mcfg,
+        tcfg,
+        resume=args.resume,
+        eval_dir=args.eval_dir,
+        max_seconds=args.max_seconds,
+    )
+    print(f"stopped at step {trainer.step}; checkpoint in {Path(args.workdir) / 'ckpt.npz'}")
+    if args.export:
+        from .zoo import export
+
+        export(trainer, args.export)
+        print(f"exported EMA weights to {args.export}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .codec import PRESETS, _ALIASES
+
+    presets = sorted(set(PRESETS) | set(_ALIASES))
+    p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    e = sub.add_parser("encode", help="compress an image file to .nkc")
+    e.add_argument("input")
+    e.add_argument("-o", "--output")
+    e.add_argument("--quality", type=int, default=4, help="1 (smallest) .. 8 (best), default 4")
+    e.add_argument("--preset", default="default", choices=presets)
+    e.set_defaults(func=_encode)
+
+    d = sub.add_parser("decode", help="decompress .nkc to PNG")
+    d.add_argument("input")
+    d.add_argument("-o", "--output")
+    d.set_defaults(func=_decode)
+
+    i = sub.add_parser("info", help="describe a .nkc file")
+    i.add_argument("input")
+    i.set_defaults(func=_info)
+
+    b = sub.add_parser("bench", help="throughput of every stage, with peers timed in the same run")
+    b.add_argument("--images", help="folder of images (default: the samples shipped in the package)")
+    b.add_argument("--json", help="write results as JSON to this file")
+    b.add_argument("--quick", action="store_true", help="fewer repeats and a smaller synthetic stream")
+    b.set_defaults(func=_bench)
+
+    t = sub.add_parser("train", help="train the autoencoder (resumable)")
+    t.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    t.add_argument("--workdir", default="runs/train")
+    t.add_argument("--resume", help="checkpoint .npz to continue from")
+    t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
+    t.add_argument("--steps", type=int, default=200_000, help="total steps of the schedule")
+    t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--crop", type=int, default=64)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--n", type=int, default=64)
+    t.add_argument("--m", type=int, default=192)
+    t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])
+    t.add_argument("--export", help="write shipped weights (.npz) here when done")
+    t.set_defaults(func=_train)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    from .errors import NkcodecError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NkcodecError, ValueError, OSError, FloatingPointError) as e:
+        print(f"nkcodec: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nkcodec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Stage throughput tables: ``python -m nkcodec bench``.
+
+Every stage is timed after a warm-up call (so JIT compile time is excluded);
+the figure is the median of several runs, next to its peer timed in the same
+run: the NumPy reference for NK-RLE, Pillow for the whole lossless codec.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import statistics
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import rle
+
+__all__ = ["measure", "synthetic_stream", "sample_images", "run_bench"]
+
+
+def measure(fn, *args, repeats: int = 7, min_seconds: float = 0.0) -> float:
+    """Median wall time of ``fn(*args)`` over ``repeats`` runs, after one warm-up call."""
+    fn(*args)
+    times = []
+    t_end = time.perf_counter() + min_seconds
+    while len(times) < repeats or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def synthetic_stream(n: int = 10_000_000, seed: int = 0, dtype=np.int16) -> np.ndarray:
+    """A latent-like stream: ~70% zeros in runs.
+
+    Zero runs (geometric, mean 7) alternate with non-zero runs (geometric,
+    mean 3), each non-zero run holding one random value in +-[1, 50].
+    """
+    rng = np.random.default_rng(seed)
+    pairs = n // 9 + 64
+    lengths = np.stack([rng.geometric(1 / 7, pairs), rng.geometric(1 / 3, pairs)], 1).reshape(-1)
+    mags = rng.integers(1, 51, pairs) * rng.choice(np.array([-1, 1]), pairs)
+    values = np.stack([np.zeros(pairs, np.int64), mags], 1).reshape(-1)
+    out = np.repeat(values, lengths)[:n].astype(dtype)
+    if out.size < n:  # pragma: no cover - pairs is generous
+        raise RuntimeError("synthetic stream too short")
+    return out
+
+
+def sample_images() -> dict:
+    """The small images shipped in ``nkcodec/samples`` as {name: uint8 array}."""
+    from .__main__ import read_image
+
+    folder = resources.files("nkcodec") / "samples"
+    return {p.name: read_image(p) for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".png")}
+
+
+def _folder_images(folder) -> dict:
+    from .__main__ import read_image
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+    if not paths:
+        raise ValueError(f"no images in {folder}")
+    return {p.name: read_image(p) for p in paths}
+
+
+def _row(stage, seconds, items, unit, peer=None, peer_seconds=None, **extra):
+    scale = 1e6
+    row = {
+        "stage": stage,
+        "seconds": seconds,
+        "items": items,
+        "unit": unit,
+        "throughput": items / seconds / scale,
+        "peer": peer,
+        "peer_throughput": None if peer_seconds is None else items / peer_seconds / scale,
+    }
+    row.update(extra)
+    return row
+
+
+def _rle_rows(label: str, stream: np.ndarray, repeats: int) -> list:
+    values, keys = rle.encode(stream)
+    ok = np.array_equal(rle.decode(values, keys), stream)
+    if not ok:
+        raise RuntimeError("NK-RLE round trip failed in bench")
+    nbytes = stream.nbytes
+    ref = "numpy reference"
+    t_enc = measure(rle.encode, stream, repeats=repeats)
+    t_enc_ref = measure(rle.encode_reference, stream, repeats=repeats)
+    t_dec = measure(rle.decode, values, keys, repeats=repeats)
+    t_dec_ref = measure(rle.decode_reference, values, keys, repeats=repeats)
+    packed = rle.pack(values, keys)
+    t_pack = measure(rle.pack, values, keys, repeats=repeats)
+    t_unpack = measure(rle.unpack, packed, stream.dtype, repeats=repeats)
+    plain = rle.pack(*rle.encode(stream, "plain"))
+    info = {"data": label, "runs": int(values.size)}
+    return [
+        _row("rle.encode", t_enc, nbytes, "MB/s", ref, t_enc_ref, **info),
+        _row("rle.decode", t_dec, nbytes, "MB/s", ref, t_dec_ref, **info),
+        _row("rle.pack", t_pack, nbytes, "MB/s", **info, packed_bytes=len(packed), plain_key_bytes=len(plain)),
+        _row("rle.unpack", t_unpack, nbytes, "MB/s", **info),
+    ]
+
+
+def _lossless_rows(images: dict, repeats: int) -> list:
+    from PIL import Image
+
+    from .codec import Codec
+
+    codec = Codec(preset="rle")
+    pix = sum(im.shape[0] * im.shape[1] for im in images.values())
+    raw = sum(im.nbytes for im in images.values())
+    streams = [codec.encode(im) for im in images.values()]
+
+    def enc():
+        for im in images.values():
+            codec.encode(im)
+
+    def dec():
+        for s in streams:
+            codec.decode(s)
+
+    pngs = []
+    for im in images.values():
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+
+    def png_enc():
+        for im in images.values():
+            Image.fromarray(im).save(io.BytesIO(), format="PNG")
+
+    def png_dec():
+        for b in pngs:
+            np.asarray(Image.open(io.BytesIO(b)))
+
+    size = sum(len(s) for s in streams)
+    png_size = sum(len(b) for b in pngs)
+    extra = {"data": f"{len(images)} images", "ratio": raw / size, "peer_ratio": raw / png_size}
+    return [
+        _row("rle-preset.encode", measure(enc, repeats=repeats), pix, "MPix/s", "Pillow PNG", measure(png_enc, repeats=repeats), **extra),
+        _row("rle-preset.decode", measure(dec, repeats=repeats), pix, "MPix/s", "Pillow PNG", measure(png_dec, repeats=repeats), **extra),
+    ]
+
+
+def _machine() -> dict:
+    import numba
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_threads": numba.get_num_threads(),
+    }
+
+
+def _print_table(rows: list) -> None:
+    print(f"{'stage':<20} {'data':<26} {'throughput':>14} {'peer':>14}  {'x peer':>6}  peer name")
+    for r in rows:
+        peer = r["peer_throughput"]
+        ratio = f"{r['throughput'] / peer:6.2f}" if peer else "     -"
+        peer_s = f"{peer:10.1f} {r['unit']:<4}" if peer else " " * 15
+        print(f"{r['stage']:<20} {r.get('data', ''):<26} {r['throughput']:8.1f} {r['unit']:<5} {peer_s}  {ratio}  {r['peer'] or ''}")
+
+
+def run_bench(images=None, json_path=None, quick: bool = False) -> dict:
+    """Run every stage benchmark, print a table, optionally write JSON."""
+    imgs = _folder_images(images) if images else sample_images()
+    repeats = 3 if quick else 7
+    n = 1_000_000 if quick else 10_000_000
+    rows = []
+    stream = synthetic_stream(n)
+    rows += _rle_rows(f"synthetic int16 {n / 1e6:g}M", stream, repeats)
+    planes = np.concatenate([np.moveaxis(im.reshape(im.shape[0], im.shape[1], -1), 2, 0).reshape(-1) for im in imgs.values()])
+    rows += _rle_rows("image planes uint8", planes, repeats)
+    rows += _lossless_rows(imgs, repeats)
+    result = {"machine": _machine(), "stages": rows, "end_to_end": {r["stage"]: r for r in rows if r["stage"].startswith("rle-preset")}}
+    _print_table(rows)
+    for r in rows:
+        if r["stage"] == "rle.pack":
+            cost = r["packed_bytes"] / r["plain_key_bytes"] - 1
+            print(f"squared keys on {r['data']}: {r['packed_bytes']} bytes packed vs {r['plain_key_bytes']} with plain keys ({cost:+.1%})")
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+        print(f"wrote {json_path}")
+    return result

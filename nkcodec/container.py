@@ -1,0 +1,203 @@
+"""The ``.nkc`` container.
+
+Layout (little-endian)::
+
+    offset size  field
+    0      3     magic b"NKC"
+    3      1     format version (1)
+    4      4     height           u32, 1..MAX_SIDE
+    8      4     width            u32, 1..MAX_SIDE
+    12     1     channels         u8, 1..4
+    13     1     flags            u8, bit 0: image had no channel axis (HxW)
+    14     1     preset id        u8 (see PRESET_IDS)
+    15     1     quality          u8
+    16     2     model id         u16 (0: no model)
+    18     4     params length    u32, <= MAX_PARAMS
+    22     .     params           UTF-8 JSON object: each stage's parameters
+    .      2     section count    u16, <= MAX_SECTIONS
+    .      4+n   sections         u32 length, then bytes, repeated
+    end-4  4     CRC32 of every byte before it
+
+Every length and the dimensions are checked against caps and against the
+bytes actually present before anything is allocated; any malformed input
+raises :class:`~nkcodec.errors.CorruptStreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from .errors import CorruptStreamError
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "MAX_SIDE",
+    "MAX_PIXELS",
+    "PRESET_IDS",
+    "Header",
+    "pack_container",
+    "unpack_container",
+]
+
+MAGIC = b"NKC"
+VERSION = 1
+MAX_SIDE = 1 << 16  # 65536 pixels a side
+MAX_PIXELS = 1 << 28  # 268 MPix
+MAX_CHANNELS = 4
+MAX_PARAMS = 1 << 16
+MAX_SECTIONS = 1024
+
+# Preset ids are part of the format: never renumber, only append.
+PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "default": 4, "scalar": 5, "cluster": 6}
+_PRESET_NAMES = {v: k for k, v in PRESET_IDS.items()}
+
+_FIXED = struct.Struct("<3sBIIBBBBHI")  # through the params length
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+@dataclass
+class Header:
+    """What a container says about the image and how it was coded."""
+
+    height: int
+    width: int
+    channels: int
+    preset: str
+    quality: int = 0
+    model_id: int = 0
+    squeeze: bool = False  # True when the image was HxW (no channel axis)
+    params: dict = field(default_factory=dict)
+    version: int = VERSION
+
+    @property
+    def shape(self) -> tuple:
+        if self.squeeze:
+            return (self.height, self.width)
+        return (self.height, self.width, self.channels)
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+
+def check_dims(height: int, width: int, channels: int) -> None:
+    """Raise ValueError-derived CorruptStreamError if dimensions break the caps."""
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise CorruptStreamError(f"image size {height}x{width} outside 1..{MAX_SIDE}")
+    if height * width > MAX_PIXELS:
+        raise CorruptStreamError(f"image of {height * width} pixels exceeds the cap of {MAX_PIXELS}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise CorruptStreamError(f"{channels} channels, expected 1..{MAX_CHANNELS}")
+
+
+def pack_container(header: Header, sections: list) -> bytes:
+    """Serialise a header and a list of byte sections into ``.nkc`` bytes."""
+    check_dims(header.height, header.width, header.channels)
+    if header.preset not in PRESET_IDS:
+        raise ValueError(f"unknown preset {header.preset!r}; choose one of {sorted(PRESET_IDS)}")
+    params = json.dumps(header.params, sort_keys=True, separators=(",", ":")).encode()
+    if len(params) > MAX_PARAMS:
+        raise ValueError(f"stage parameters take {len(params)} bytes, more than {MAX_PARAMS}")
+    if len(sections) > MAX_SECTIONS:
+        raise ValueError(f"{len(sections)} sections, more than {MAX_SECTIONS}")
+    parts = [
+        _FIXED.pack(
+            MAGIC,
+            VERSION,
+            header.height,
+            header.width,
+            header.channels,
+            1 if header.squeeze else 0,
+            PRESET_IDS[header.preset],
+            header.quality,
+            header.model_id,
+            len(params),
+        ),
+        params,
+        _U16.pack(len(sections)),
+    ]
+    for s in sections:
+        s = bytes(s)
+        if len(s) >= 1 << 32:
+            raise ValueError("a section is larger than 4 GiB")
+        parts.append(_U32.pack(len(s)))
+        parts.append(s)
+    body = b"".join(parts)
+    return body + _U32.pack(zlib.crc32(body))
+
+
+def unpack_container(data) -> tuple:
+    """Parse and verify ``.nkc`` bytes; return ``(Header, [section bytes])``.
+
+    Raises
+    ------
+    CorruptStreamError
+        Bad magic, unknown version, failed CRC, a length past the end of the
+        data, dimensions over the caps, or malformed parameters.
+    """
+    try:
+        data = memoryview(data).cast("B")
+    except TypeError as e:
+        raise ValueError(f"expected bytes-like input, got {type(data).__name__}") from e
+    n = len(data)
+    if n < 3 or bytes(data[:3]) != MAGIC:
+        raise CorruptStreamError("not an .nkc stream (bad magic)")
+    if n < _FIXED.size + _U16.size + _U32.size:
+        raise CorruptStreamError(f"stream of {n} bytes is shorter than the smallest header")
+    magic, version, h, w, c, flags, preset_id, quality, model_id, plen = _FIXED.unpack_from(data, 0)
+    if version != VERSION:
+        raise CorruptStreamError(f"unsupported format version {version} (this build reads {VERSION})")
+    (crc,) = _U32.unpack_from(data, n - 4)
+    if zlib.crc32(data[: n - 4]) != crc:
+        raise CorruptStreamError("CRC32 mismatch: the stream is damaged")
+    check_dims(h, w, c)
+    if flags & ~1:
+        raise CorruptStreamError(f"unknown header flags {flags:#x}")
+    if flags & 1 and c != 1:
+        raise CorruptStreamError("2-D image flag set with more than one channel")
+    if preset_id not in _PRESET_NAMES:
+        raise CorruptStreamError(f"unknown preset id {preset_id}")
+    end = n - 4
+    pos = _FIXED.size
+    if plen > MAX_PARAMS or pos + plen + _U16.size > end:
+        raise CorruptStreamError(f"parameter block of {plen} bytes runs past the end")
+    try:
+        params = json.loads(bytes(data[pos : pos + plen]).decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise CorruptStreamError(f"parameter block is not valid JSON ({e.__class__.__name__})") from None
+    if not isinstance(params, dict):
+        raise CorruptStreamError("parameter block is not a JSON object")
+    pos += plen
+    (count,) = _U16.unpack_from(data, pos)
+    pos += _U16.size
+    if count > MAX_SECTIONS:
+        raise CorruptStreamError(f"{count} sections, more than {MAX_SECTIONS}")
+    sections = []
+    for i in range(count):
+        if pos + _U32.size > end:
+            raise CorruptStreamError(f"section {i} length runs past the end")
+        (slen,) = _U32.unpack_from(data, pos)
+        pos += _U32.size
+        if slen > end - pos:
+            raise CorruptStreamError(f"section {i} claims {slen} bytes, only {end - pos} remain")
+        sections.append(bytes(data[pos : pos + slen]))
+        pos += slen
+    if pos != end:
+        raise CorruptStreamError(f"{end - pos} unexpected bytes before the checksum")
+    header = Header(
+        height=h,
+        width=w,
+        channels=c,
+        preset=_PRESET_NAMES[preset_id],
+        quality=quality,
+        model_id=model_id,
+        squeeze=bool(flags & 1),
+        params=params,
+        version=version,
+    )
+    return header, sections

@@ -1,0 +1,59 @@
+"""Shared test helpers (numcodecs style)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nkcodec.errors import CorruptStreamError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
+REGENERATE = os.environ.get("NKCODEC_REGENERATE_FIXTURES") == "1"
+
+
+def sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes() + str(a.shape).encode()).hexdigest()
+
+
+def check_corruption(decode, data: bytes, flips: int = 200, seed: int = 0) -> None:
+    """Truncate ``data`` at every offset and flip random bytes; only CorruptStreamError may escape."""
+    for cut in range(len(data)):
+        with pytest.raises(CorruptStreamError):
+            decode(data[:cut])
+    rng = np.random.default_rng(seed)
+    buf = bytearray(data)
+    for _ in range(flips):
+        i = int(rng.integers(len(buf)))
+        old = buf[i]
+        buf[i] ^= int(rng.integers(1, 256))
+        try:
+            decode(bytes(buf))
+        except CorruptStreamError:
+            pass
+        buf[i] = old
+
+
+def check_backwards_compatibility(name: str, decode, make_stream, expected_image_fn) -> None:
+    """Decode a committed fixture stream and compare it with its committed checksum.
+
+    With NKCODEC_REGENERATE_FIXTURES=1 the fixture is rewritten (on purpose only).
+    """
+    stream_path = FIXTURES / f"{name}.nkc"
+    sum_path = FIXTURES / f"{name}.sha256"
+    if REGENERATE or not stream_path.exists():
+        if not REGENERATE:
+            pytest.fail(f"missing fixture {stream_path}; regenerate with NKCODEC_REGENERATE_FIXTURES=1")
+        FIXTURES.mkdir(exist_ok=True)
+        data = make_stream()
+        stream_path.write_bytes(data)
+        sum_path.write_text(sha256(decode(data)) + "\n")
+    decoded = decode(stream_path.read_bytes())
+    assert sha256(decoded) == sum_path.read_text().strip()
+    expected = expected_image_fn()
+    if expected is not None:
+        np.testing.assert_array_equal(decoded, expected)

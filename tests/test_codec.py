@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+import nkcodec
+from nkcodec.errors import CorruptStreamError
+
+from .common import check_backwards_compatibility, check_corruption
+
+SHAPES = [(1, 1), (1, 1, 3), (7, 5), (7, 5, 1), (13, 31, 3), (16, 16, 4), (3, 300, 3)]
+
+
+def _image(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    img[: shape[0] // 2] = 17  # some runs
+    return img
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rle_preset_round_trip(shape):
+    img = _image(shape)
+    data = nkcodec.compress(img, preset="rle")
+    out = nkcodec.decompress(data)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    np.testing.assert_array_equal(out, img)
+    assert nkcodec.compress(img, preset="rle") == data  # deterministic
+
+
+def test_large_image_round_trip():
+    img = np.zeros((2000, 1500, 3), np.uint8)
+    img[500:900, 100:1400] = (10, 200, 30)
+    np.testing.assert_array_equal(nkcodec.decompress(nkcodec.compress(img, preset="rle")), img)
+
+
+def test_codec_object():
+    codec = nkcodec.Codec(quality=2, preset="rle")
+    img = _image((9, 9, 3))
+    np.testing.assert_array_equal(codec.decode(codec.encode(img)), img)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((4, 4, 3), np.float32), "uint8"),
+        (np.zeros((4, 4, 3), np.uint16), "uint8"),
+        (np.zeros((4, 4, 2), np.uint8), "shape"),
+        (np.zeros((4,), np.uint8), "shape"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+        ([[1, 2]], "numpy"),
+    ],
+)
+def test_bad_images(bad, match):
+    with pytest.raises(ValueError, match=match):
+        nkcodec.compress(bad, preset="rle")
+
+
+def test_giant_image_rejected_without_allocation():
+    big = np.broadcast_to(np.zeros(1, np.uint8), (70000, 10, 3))
+    with pytest.raises(ValueError, match="too large"):
+        nkcodec.compress(big, preset="rle")
+
+
+def test_bad_options():
+    img = np.zeros((2, 2), np.uint8)
+    with pytest.raises(ValueError, match="preset"):
+        nkcodec.compress(img, preset="jpeg")
+    for q in (0, 9, 2.5, True):
+        with pytest.raises(ValueError, match="quality"):
+            nkcodec.compress(img, quality=q, preset="rle")
+
+
+def test_corrupt_streams():
+    data = nkcodec.compress(_image((6, 7, 3)), preset="rle")
+    check_corruption(nkcodec.decompress, data, flips=300)
+
+
+def test_fixture_rle():
+    def make():
+        return nkcodec.compress(_fixture_image(), preset="rle")
+
+    check_backwards_compatibility("rle_v1", nkcodec.decompress, make, _fixture_image)
+
+
+def _fixture_image():
+    y, x = np.mgrid[0:24, 0:40]
+    img = np.stack([(x * 6) % 256, (y * 10) % 256, ((x // 8) * 50) % 256], -1).astype(np.uint8)
+    img[8:16, 10:30] = (255, 0, 128)
+    return img
