@@ -149,6 +149,58 @@ def _lossless_rows(images: dict, repeats: int) -> list:
     ]
 
 
+def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> list:
+    """Palette k-means: FAISS (nkcodec) vs scikit-learn on the same pixel subsample.
+
+    Both fit on the same seeded subsample; PSNR is over all pixels of each image
+    with uint8-rounded centroids.  ``palette_fit`` (the codec path: FAISS on the
+    subsample, then 2 Lloyd steps over all pixels) is reported too.
+    """
+    from . import kmeans, metrics
+
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:  # the peer lives in the "test" extra
+        KMeans = None
+    kmeans.fit(np.random.default_rng(0).random((512, 3), dtype=np.float32), 4)  # load FAISS
+    rows = []
+    for k in ks:
+        t_f = t_s = t_p = 0.0
+        ps_f, ps_s, ps_p = [], [], []
+        pix_total = 0
+        for im in images.values():
+            pix = im.reshape(-1, 1 if im.ndim == 2 else im.shape[2]).astype(np.float32)
+            sample = kmeans.subsample(pix, sample_size, 0)
+            pix_total += sample.shape[0]
+
+            def score(c):
+                c8 = np.clip(np.round(c), 0, 255).astype(np.float32)
+                return metrics.psnr(pix, c8[kmeans.assign(pix, c8)])
+
+            t0 = time.perf_counter()
+            c = kmeans.fit(sample, k)
+            t_f += time.perf_counter() - t0
+            ps_f.append(score(c))
+            t0 = time.perf_counter()
+            pal = kmeans.palette_fit(im, k)
+            t_p += time.perf_counter() - t0
+            ps_p.append(score(pal))
+            if KMeans is not None:
+                t0 = time.perf_counter()
+                c = KMeans(n_clusters=k, n_init=1, init="k-means++", random_state=0).fit(sample).cluster_centers_
+                t_s += time.perf_counter() - t0
+                ps_s.append(score(c))
+        peer = "scikit-learn KMeans (same subsample)" if KMeans is not None else None
+        extra = {"data": f"{len(images)} images, k={k}", "k": k, "psnr": float(np.mean(ps_f))}
+        if KMeans is not None:
+            extra["peer_psnr"] = float(np.mean(ps_s))
+        rows.append(_row("kmeans.fit", t_f, pix_total, "MPix/s", peer, t_s if KMeans else None, **extra))
+        rows.append(
+            _row("palette.fit", t_p, pix_total, "MPix/s", data=extra["data"], k=k, psnr=float(np.mean(ps_p)))
+        )
+    return rows
+
+
 def _machine() -> dict:
     import numba
 
@@ -172,20 +224,27 @@ def _print_table(rows: list) -> None:
         print(f"{r['stage']:<20} {r.get('data', ''):<26} {r['throughput']:8.1f} {r['unit']:<5} {peer_s}  {ratio}  {r['peer'] or ''}")
 
 
-def run_bench(images=None, json_path=None, quick: bool = False) -> dict:
+def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "kmeans")) -> dict:
     """Run every stage benchmark, print a table, optionally write JSON."""
     imgs = _folder_images(images) if images else sample_images()
     repeats = 3 if quick else 7
     n = 1_000_000 if quick else 10_000_000
     rows = []
-    stream = synthetic_stream(n)
-    rows += _rle_rows(f"synthetic int16 {n / 1e6:g}M", stream, repeats)
-    planes = np.concatenate([np.moveaxis(im.reshape(im.shape[0], im.shape[1], -1), 2, 0).reshape(-1) for im in imgs.values()])
-    rows += _rle_rows("image planes uint8", planes, repeats)
-    rows += _lossless_rows(imgs, repeats)
+    if "rle" in stages:
+        stream = synthetic_stream(n)
+        rows += _rle_rows(f"synthetic int16 {n / 1e6:g}M", stream, repeats)
+        planes = [np.moveaxis(im.reshape(im.shape[0], im.shape[1], -1), 2, 0).reshape(-1) for im in imgs.values()]
+        rows += _rle_rows("image planes uint8", np.concatenate(planes), repeats)
+        rows += _lossless_rows(imgs, repeats)
+    if "kmeans" in stages:
+        rows += _kmeans_rows(imgs, (16,) if quick else (16, 64, 256))
     result = {"machine": _machine(), "stages": rows, "end_to_end": {r["stage"]: r for r in rows if r["stage"].startswith("rle-preset")}}
     _print_table(rows)
     for r in rows:
+        if r["stage"] == "kmeans.fit" and "peer_psnr" in r:
+            print(f"k-means {r['data']}: PSNR {r['psnr']:.3f} dB (FAISS) vs {r['peer_psnr']:.3f} dB (scikit-learn)")
+        if r["stage"] == "palette.fit":
+            print(f"palette.fit {r['data']}: PSNR {r['psnr']:.3f} dB, {r['seconds']:.3f} s")
         if r["stage"] == "rle.pack":
             cost = r["packed_bytes"] / r["plain_key_bytes"] - 1
             print(f"squared keys on {r['data']}: {r['packed_bytes']} bytes packed vs {r['plain_key_bytes']} with plain keys ({cost:+.1%})")

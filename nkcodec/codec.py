@@ -77,6 +77,52 @@ class RlePreset:
         return np.stack(planes, axis=-1)
 
 
+class PalettePreset:
+    """The paper's clustering stage as a codec: k colours (FAISS k-means++) + NK-RLE-coded labels.
+
+    Exact for images with at most ``k`` colours; otherwise each pixel becomes its
+    nearest centroid (the paper's clustered image).
+    """
+
+    name = "palette"
+    lossless = False
+
+    def __init__(self, quality: int, k: int = 256, variant: str = "nk", seed: int = 0):
+        from .kmeans import MAX_K
+
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise ValueError(f"palette size k must be an integer in 1..{MAX_K}, got {k!r}")
+        if variant not in rle.VARIANTS:
+            raise ValueError(f"unknown NK-RLE variant {variant!r}; choose one of {rle.VARIANTS}")
+        self.k, self.variant, self.seed = int(k), variant, seed
+
+    def encode(self, image: np.ndarray):
+        from . import kmeans
+
+        palette = kmeans.palette_fit(image, self.k, seed=self.seed)
+        labels = kmeans.palette_apply(image, palette)
+        values, keys = rle.encode_image(labels, self.variant)
+        params = {"palette": {"k": int(palette.shape[0]), "variant": self.variant}}
+        return params, [palette.tobytes(), rle.pack(values, keys)]
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        from .kmeans import MAX_K, label_dtype
+
+        k = _param(header, "palette", "k", int)
+        variant = _param(header, "palette", "variant", str)
+        if not 1 <= k <= MAX_K or variant not in rle.VARIANTS:
+            raise CorruptStreamError(f"bad palette parameters k={k} variant={variant!r}")
+        if len(sections) != 2 or len(sections[0]) != k * header.channels:
+            raise CorruptStreamError("palette sections have the wrong count or size")
+        palette = np.frombuffer(sections[0], np.uint8).reshape(k, header.channels)
+        dtype = label_dtype(k)
+        values, keys = rle.unpack(sections[1], dtype, max_pairs=header.num_pixels)
+        if values.size and int(values.max()) >= k:
+            raise CorruptStreamError(f"palette label {int(values.max())} out of range for k={k}")
+        labels = rle.decode_image(values, keys, (header.height, header.width), variant)
+        return palette[labels]
+
+
 def _param(header: Header, stage: str, key: str, typ):
     try:
         value = header.params[stage][key]
@@ -87,7 +133,7 @@ def _param(header: Header, stage: str, key: str, typ):
     return value
 
 
-PRESETS = {"rle": RlePreset}
+PRESETS = {"rle": RlePreset, "palette": PalettePreset}
 # "default" names the best preset measured so far; the learned codec takes it over.
 _ALIASES = {"default": "rle"}
 
@@ -107,7 +153,9 @@ class Codec:
     quality : int
         1 (lowest rate) .. 8 (highest). Lossless presets ignore it.
     preset : str
-        ``"default"``, ``"rle"``, ... (see ``nkcodec.PRESETS``).
+        ``"default"``, ``"rle"``, ``"palette"``, ... (see ``nkcodec.PRESETS``).
+    **options
+        Preset options, e.g. ``k=64`` (palette size) for ``"palette"``.
 
     Examples
     --------
@@ -118,12 +166,15 @@ class Codec:
     True
     """
 
-    def __init__(self, quality: int = 4, preset: str = "default"):
+    def __init__(self, quality: int = 4, preset: str = "default", **options):
         if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or quality not in QUALITIES:
             raise ValueError(f"quality must be an integer in 1..8, got {quality!r}")
         self.quality = int(quality)
         self.preset = _resolve(preset)
-        self._impl = PRESETS[self.preset](self.quality)
+        try:
+            self._impl = PRESETS[self.preset](self.quality, **options)
+        except TypeError as e:
+            raise ValueError(f"bad option for preset {self.preset!r}: {e}") from None
 
     def encode(self, image) -> bytes:
         """Compress a uint8 image to ``.nkc`` bytes."""
@@ -168,7 +219,7 @@ def _decoder(header: Header):
     return PRESETS[header.preset](max(1, min(8, header.quality)))
 
 
-def compress(image, quality: int = 4, preset: str = "default") -> bytes:
+def compress(image, quality: int = 4, preset: str = "default", **options) -> bytes:
     """Compress a uint8 image (HxW, HxWx3 or HxWx4) to ``.nkc`` bytes.
 
     Examples
@@ -178,4 +229,4 @@ def compress(image, quality: int = 4, preset: str = "default") -> bytes:
     >>> data[:3]
     b'NKC'
     """
-    return Codec(quality, preset).encode(image)
+    return Codec(quality, preset, **options).encode(image)

@@ -54,6 +54,5 @@ def check_backwards_compatibility(name: str, decode, make_stream, expected_image
         sum_path.write_text(sha256(decode(data)) + "\n")
     decoded = decode(stream_path.read_bytes())
     assert sha256(decoded) == sum_path.read_text().strip()
-    expected = expected_image_fn()
-    if expected is not None:
-        np.testing.assert_array_equal(decoded, expected)
+    if expected_image_fn is not None:
+        np.testing.assert_array_equal(decoded, expected_image_fn())
