@@ -215,12 +215,12 @@ class CompressionModel(nnx.Module):
     def encode_latent(self, x, q):
         """Scaled latent y = g_a(x) * gain[q] (not yet rounded)."""
         g, _ = self.gains(q)
-        return self.g_a(x) * g
+        return self.g_a(x - 0.5) * g  # centred input trains faster
 
     def decode_latent(self, y_hat, q):
         """Reconstruction g_s(y_hat * inv_gain[q]) in [0, 1] (not clipped)."""
         _, ig = self.gains(q)
-        return self.g_s(y_hat * ig)
+        return self.g_s(y_hat * ig) + 0.5
 
     def __call__(self, x, q, train: bool = True, key=None):
         y = self.encode_latent(x, q)
