@@ -99,11 +99,59 @@ def _train(args) -> int:
         max_seconds=args.max_seconds,
     )
     print(f"stopped at step {trainer.step}; checkpoint in {Path(args.workdir) / 'ckpt.npz'}")
-    if args.export:
-        from .zoo import export
+    return 0
 
-        export(trainer, args.export)
-        print(f"exported EMA weights to {args.export}")
+
+def _eval(args) -> int:
+    from .evaluate import run_eval
+
+    run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper)
+    return 0
+
+
+def _compare(args) -> int:
+    import numpy as np
+
+    import nkcodec
+
+    image = read_image(args.input)
+    data = nkcodec.compress(image, quality=args.quality, preset=args.preset)
+    recon = nkcodec.decompress(data)
+    bpp = nkcodec.metrics.bpp(data, image)
+    psnr = nkcodec.metrics.psnr(image, recon)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    err = np.abs(image.astype(np.int16) - recon.astype(np.int16))
+    err = err.max(axis=2) if err.ndim == 3 else err
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    gray = "gray" if image.ndim == 2 else None
+    axes[0].imshow(image, cmap=gray)
+    axes[0].set_title("original")
+    axes[1].imshow(recon, cmap=gray)
+    axes[1].set_title(f"nkcodec {args.preset} q{args.quality}: {bpp:.3f} bpp, {psnr:.2f} dB")
+    im = axes[2].imshow(np.minimum(err * args.magnify, 255), cmap="inferno", vmin=0, vmax=255)
+    axes[2].set_title(f"|error| x{args.magnify} (max over channels)")
+    fig.colorbar(im, ax=axes[2], fraction=0.03)
+    for a in axes:
+        a.axis("off")
+    fig.tight_layout()
+    out = Path(args.output) if args.output else Path(args.input).with_name(Path(args.input).stem + "_compare.png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, PSNR {psnr:.2f} dB")
+    return 0
+
+
+def _export(args) -> int:
+    from .train import load_checkpoint
+    from .zoo import export
+
+    trainer = load_checkpoint(args.ckpt)
+    path = export(trainer, args.output, model_id=args.model_id)
+    print(f"exported EMA weights at step {trainer.step} to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
@@ -151,8 +199,27 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--n", type=int, default=64)
     t.add_argument("--m", type=int, default=192)
     t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])
-    t.add_argument("--export", help="write shipped weights (.npz) here when done")
     t.set_defaults(func=_train)
+    v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
+    v.add_argument("dir")
+    v.add_argument("--json", help="write CompressAI-shaped results here")
+    v.add_argument("--plot", help="write the RD plot (PNG) here")
+    v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
+    v.set_defaults(func=_eval)
+
+    c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")
+    c.add_argument("input")
+    c.add_argument("-o", "--output")
+    c.add_argument("--quality", type=int, default=4)
+    c.add_argument("--preset", default="default", choices=presets)
+    c.add_argument("--magnify", type=int, default=8, help="error map gain")
+    c.set_defaults(func=_compare)
+
+    x = sub.add_parser("export", help="write shipped weights (EMA + integer tables) from a checkpoint")
+    x.add_argument("ckpt")
+    x.add_argument("-o", "--output", required=True)
+    x.add_argument("--model-id", type=int, required=True, help="new id for streams made with these weights")
+    x.set_defaults(func=_export)
     return p
 
 

@@ -47,6 +47,15 @@ def _planes(image: np.ndarray) -> np.ndarray:
     return image[None] if image.ndim == 2 else np.moveaxis(image, 2, 0)
 
 
+def _pack_plane(plane: np.ndarray, variant: str = "nk") -> bytes:
+    return rle.pack(*rle.encode_image(plane, variant))
+
+
+def _unpack_plane(data: bytes, hw: tuple, variant: str = "nk", dtype=np.uint8) -> np.ndarray:
+    values, keys = rle.unpack(data, dtype, max_pairs=hw[0] * hw[1])
+    return rle.decode_image(values, keys, hw, variant)
+
+
 class RlePreset:
     """Lossless: each channel plane NK-RLE coded (row-major scan), then varint-packed."""
 
@@ -57,10 +66,7 @@ class RlePreset:
         self.variant = variant
 
     def encode(self, image: np.ndarray):
-        sections = []
-        for plane in _planes(image):
-            values, keys = rle.encode_image(plane, self.variant)
-            sections.append(rle.pack(values, keys))
+        sections = [_pack_plane(plane, self.variant) for plane in _planes(image)]
         return {"rle": {"variant": self.variant}}, sections
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
@@ -70,11 +76,7 @@ class RlePreset:
         if len(sections) != header.channels:
             raise CorruptStreamError(f"{len(sections)} sections for {header.channels} channels")
         hw = (header.height, header.width)
-        planes = []
-        for s in sections:
-            values, keys = rle.unpack(s, np.uint8, max_pairs=header.num_pixels)
-            planes.append(rle.decode_image(values, keys, hw, variant))
-        return np.stack(planes, axis=-1)
+        return np.stack([_unpack_plane(s, hw, variant) for s in sections], axis=-1)
 
 
 class PalettePreset:
@@ -123,6 +125,177 @@ class PalettePreset:
         return palette[labels]
 
 
+def _split_rgb(image: np.ndarray):
+    """(RGB uint8 HxWx3, alpha plane or None, was_gray)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        g = image.reshape(image.shape[0], image.shape[1], 1)
+        return np.repeat(g, 3, axis=2), None, True
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3]), np.ascontiguousarray(image[..., 3]), False
+    return image, None, False
+
+
+def _join_rgb(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
+    if gray:
+        return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+    if alpha is not None:
+        return np.concatenate([rgb, alpha[..., None]], axis=2)
+    return rgb
+
+
+class _LearnedBase:
+    """Shared by the learned presets: model loading, RGB/alpha/gray handling."""
+
+    lossless = False
+
+    def __init__(self, quality: int, model: str | None = None):
+        from . import zoo
+
+        self.quality = quality
+        self.model_name = model or zoo.DEFAULT_MODEL
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from . import zoo
+
+            self._model = zoo.load_model(self.model_name)
+        return self._model
+
+    @property
+    def model_id(self) -> int:
+        return self.model.model_id
+
+    @staticmethod
+    def _model_for(header: Header):
+        from . import zoo
+
+        name = zoo.MODEL_IDS.get(header.model_id)
+        if name is None:
+            raise CorruptStreamError(f"stream needs model id {header.model_id}; this build has {sorted(zoo.MODEL_IDS)}")
+        return zoo.load_model(name)
+
+    def encode(self, image: np.ndarray):
+        rgb, alpha, gray = _split_rgb(image)
+        params, sections = self._encode_rgb(rgb)
+        params["image"] = {"gray": gray, "alpha": alpha is not None}
+        if alpha is not None:
+            sections.append(_pack_plane(alpha))
+        return params, sections
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        if not 1 <= header.quality <= 8:
+            raise CorruptStreamError(f"quality {header.quality} outside 1..8")
+        gray = _param(header, "image", "gray", bool)
+        has_alpha = _param(header, "image", "alpha", bool)
+        if has_alpha != (header.channels == 4) or gray != (header.channels == 1):
+            raise CorruptStreamError("image flags disagree with the channel count")
+        alpha = None
+        if has_alpha:
+            if not sections:
+                raise CorruptStreamError("alpha section missing")
+            alpha = _unpack_plane(sections[-1], (header.height, header.width))
+            sections = sections[:-1]
+        rgb = self._decode_rgb(header, sections, self._model_for(header))
+        return _join_rgb(rgb, alpha, gray)
+
+
+class ScalarPreset(_LearnedBase):
+    """Learned codec: analysis net, scalar rounding, per-channel ANS coding with the
+    model's integer frequency tables (escapes for out-of-table values), synthesis net."""
+
+    name = "scalar"
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from .entropy import encode_symbols, pack_varints
+
+        m = self.model
+        y = m.encode_latent(rgb, self.quality)  # (h, w, M) int32
+        lo = m.tables["lo"].astype(np.int64)
+        size = m.tables["size"].astype(np.int64)
+        idx = np.moveaxis(y, 2, 0).reshape(y.shape[2], -1).astype(np.int64) - lo[:, None] + 1
+        esc_lo = idx < 1
+        esc_hi = idx > (size[:, None] - 2)
+        esc = esc_lo | esc_hi
+        escapes = (idx + lo[:, None] - 1)[esc]  # the latent values themselves, channel-major
+        idx = np.where(esc_lo, 0, np.where(esc_hi, size[:, None] - 1, idx))
+        tables = _tables(m)
+        data = encode_symbols(list(idx), tables)
+        params = {"latent": {"escapes": int(esc.sum())}}
+        return params, [data, pack_varints(escapes)]
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        from .entropy import decode_symbols, unpack_varints
+
+        if len(sections) != 2:
+            raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
+        h, w = -(-header.height // 16), -(-header.width // 16)
+        n_esc = _param(header, "latent", "escapes", int)
+        if not 0 <= n_esc <= h * w * m.latent_channels:
+            raise CorruptStreamError(f"bad escape count {n_esc}")
+        tables = _tables(m)
+        idx = np.stack(decode_symbols(sections[0], tables, [h * w] * m.latent_channels)).astype(np.int64)
+        lo = m.tables["lo"].astype(np.int64)
+        size = m.tables["size"].astype(np.int64)
+        esc = (idx == 0) | (idx == size[:, None] - 1)
+        if int(esc.sum()) != n_esc:
+            raise CorruptStreamError("escape count disagrees with the decoded symbols")
+        y = idx + lo[:, None] - 1
+        if n_esc:
+            y[esc] = unpack_varints(sections[1], n_esc)
+        elif sections[1]:
+            raise CorruptStreamError("unexpected escape data")
+        if np.abs(y).max(initial=0) > 1 << 20:
+            raise CorruptStreamError("latent value out of range")
+        y = np.moveaxis(y.reshape(-1, h, w), 0, 2).astype(np.int32)
+        return m.decode_latent(y, header.quality, (header.height, header.width))
+
+
+def _tables(m):
+    """The model's IntTables, built once per loaded model."""
+    from .entropy import IntTables
+
+    t = getattr(m, "_int_tables", None)
+    if t is None:
+        t = m._int_tables = IntTables(m.tables["freq"], m.tables["size"])
+    return t
+
+
+class PaperPreset(_LearnedBase):
+    """The paper as written: palette (k-means) -> autoencoder -> NK-RLE (key = run**2)
+    over the channel-major latent, pairs written as varints, no entropy coder."""
+
+    name = "paper"
+
+    def __init__(self, quality: int, model: str | None = None, k: int = 256):
+        super().__init__(quality, model)
+        self.k = k
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from . import kmeans
+
+        pal = kmeans.palette_fit(rgb, self.k)
+        clustered = pal[kmeans.palette_apply(rgb, pal)]
+        y = self.model.encode_latent(clustered, self.quality)
+        sym = np.ascontiguousarray(np.moveaxis(y, 2, 0)).reshape(-1)
+        return {"paper": {"k": self.k}}, [rle.pack(*rle.encode(sym))]
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        if len(sections) != 1:
+            raise CorruptStreamError(f"paper stream has {len(sections)} sections, expected 1")
+        h, w = -(-header.height // 16), -(-header.width // 16)
+        n = h * w * m.latent_channels
+        values, keys = rle.unpack(sections[0], np.int32, max_pairs=n)
+        sym = rle.decode(values, keys, cap=n)
+        if sym.size != n:
+            raise CorruptStreamError(f"latent has {sym.size} symbols, expected {n}")
+        if np.abs(sym).max(initial=0) > 1 << 20:
+            raise CorruptStreamError("latent value out of range")
+        y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
+        return m.decode_latent(y, header.quality, (header.height, header.width))
+
+
 def _param(header: Header, stage: str, key: str, typ):
     try:
         value = header.params[stage][key]
@@ -133,9 +306,9 @@ def _param(header: Header, stage: str, key: str, typ):
     return value
 
 
-PRESETS = {"rle": RlePreset, "palette": PalettePreset}
+PRESETS = {"rle": RlePreset, "palette": PalettePreset, "scalar": ScalarPreset, "paper": PaperPreset}
 # "default" names the best preset measured so far; the learned codec takes it over.
-_ALIASES = {"default": "rle"}
+_ALIASES = {"default": "scalar"}
 
 
 def _resolve(preset: str) -> str:

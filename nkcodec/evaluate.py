@@ -1,0 +1,196 @@
+"""Rate-distortion evaluation against JPEG and WebP, measured in the same run.
+
+``python -m nkcodec eval DIR [--json FILE] [--plot FILE]`` codes every image
+at nkcodec qualities 1..8 (and the ``paper`` preset), and with Pillow's JPEG
+(``optimize=True``, 4:2:0) and WebP over quality sweeps.  bpp comes from the
+real byte count; PSNR (RGB, peak 255) from the decoded uint8 image.  BD-rate is
+Bjøntegaard's delta rate with a piecewise-cubic (PCHIP) fit of log-rate over
+PSNR, integrated over the overlapping PSNR range.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+
+__all__ = ["bd_rate", "run_eval", "JPEG_QUALITIES", "WEBP_QUALITIES"]
+
+JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+
+
+def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
+    """Bjøntegaard delta rate (%) of test against ref; negative = fewer bits.
+
+    Examples
+    --------
+    >>> round(bd_rate([1, 2, 4], [30, 33, 36], [0.5, 1, 2], [30, 33, 36]), 1)
+    -50.0
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(r, p):
+        r = np.log(np.asarray(r, np.float64))
+        p = np.asarray(p, np.float64)
+        order = np.argsort(p)
+        p, r = p[order], r[order]
+        keep = np.concatenate([[True], np.diff(p) > 1e-9])  # PCHIP needs increasing x
+        return p[keep], r[keep]
+
+    p1, r1 = curve(rate_ref, psnr_ref)
+    p2, r2 = curve(rate_test, psnr_test)
+    lo, hi = max(p1[0], p2[0]), min(p1[-1], p2[-1])
+    if hi <= lo or len(p1) < 2 or len(p2) < 2:
+        return float("nan")
+    i1 = PchipInterpolator(p1, r1).integrate(lo, hi)
+    i2 = PchipInterpolator(p2, r2).integrate(lo, hi)
+    return float((np.exp((i2 - i1) / (hi - lo)) - 1) * 100)
+
+
+def _pillow_codec(fmt: str, quality: int):
+    from PIL import Image
+
+    def enc(img):
+        buf = io.BytesIO()
+        kw = {"quality": quality}
+        if fmt == "JPEG":
+            kw.update(optimize=True, subsampling=2)
+        Image.fromarray(img).save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    def dec(data):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    return enc, dec
+
+
+def _nk_codec(quality: int, preset: str):
+    from .codec import Codec, decompress
+
+    c = Codec(quality, preset)
+    return c.encode, decompress
+
+
+def _run_point(enc, dec, images: dict) -> dict:
+    rows = []
+    t_enc = t_dec = 0.0
+    for name, img in images.items():
+        t0 = time.perf_counter()
+        data = enc(img)
+        t1 = time.perf_counter()
+        out = dec(data)
+        t2 = time.perf_counter()
+        t_enc += t1 - t0
+        t_dec += t2 - t1
+        rows.append(
+            {
+                "image": name,
+                "bytes": len(data),
+                "bpp": metrics.bpp(data, img),
+                "psnr": metrics.psnr(img, out),
+                "mse": metrics.mse(img, out),
+                "cr": metrics.compression_ratio(data, img),
+            }
+        )
+    pix = sum(im.shape[0] * im.shape[1] for im in images.values())
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "mse", "cr")}
+    mean.update(enc_mpix_s=pix / t_enc / 1e6, dec_mpix_s=pix / t_dec / 1e6)
+    return {"mean": mean, "rows": rows}
+
+
+def _curve(name: str, points: list, labels: list) -> dict:
+    res = {k: [p["mean"][k] for p in points] for k in ("bpp", "psnr", "mse", "cr", "enc_mpix_s", "dec_mpix_s")}
+    return {
+        "name": name,
+        "description": "",
+        "results": res,
+        "settings": labels,
+        "per_image": {str(lab): p["rows"] for lab, p in zip(labels, points)},
+    }
+
+
+def _plot(curves: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, c in curves.items():
+        r = c["results"]
+        ax.plot(r["bpp"], r["psnr"], "o-" if name.startswith("nkcodec") else ".--", label=name, ms=4)
+    ax.set_xlabel("bits per pixel (real bytes)")
+    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.set_xlim(0, 2.0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Rate-distortion, measured in one run")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), paper: bool = True, progress: bool = True):
+    """Evaluate nkcodec, JPEG and WebP on every image of ``folder``; print tables."""
+    from tqdm import tqdm
+
+    from .bench import _folder_images
+
+    images = {k: (v if v.ndim == 3 and v.shape[2] == 3 else None) for k, v in _folder_images(folder).items()}
+    images = {k: v for k, v in images.items() if v is not None}
+    if not images:
+        raise ValueError(f"no RGB images in {folder}")
+    jobs = [("nkcodec", q, lambda q=q: _nk_codec(q, "default")) for q in qualities]
+    if paper:
+        jobs += [("nkcodec-paper", q, lambda q=q: _nk_codec(q, "paper")) for q in qualities]
+    jobs += [("jpeg", q, lambda q=q: _pillow_codec("JPEG", q)) for q in JPEG_QUALITIES]
+    jobs += [("webp", q, lambda q=q: _pillow_codec("WEBP", q)) for q in WEBP_QUALITIES]
+    # warm-up (JIT compile, model load) outside the timed runs
+    first = next(iter(images.values()))
+    for name in ("nkcodec", "nkcodec-paper") if paper else ("nkcodec",):
+        enc, dec = _nk_codec(4, "default" if name == "nkcodec" else "paper")
+        dec(enc(first))
+    points: dict = {}
+    for name, q, make in tqdm(jobs, desc="eval", disable=not progress):
+        enc, dec = make()
+        points.setdefault(name, []).append((q, _run_point(enc, dec, images)))
+    curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in points.items()}
+    bd = {}
+    ref = curves["jpeg"]["results"]
+    for name, c in curves.items():
+        r = c["results"]
+        bd[name] = {
+            "vs_jpeg": bd_rate(ref["bpp"], ref["psnr"], r["bpp"], r["psnr"]),
+            "vs_webp": bd_rate(curves["webp"]["results"]["bpp"], curves["webp"]["results"]["psnr"], r["bpp"], r["psnr"]),
+        }
+    result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate": bd}
+    _print_eval(result)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+        print(f"wrote {json_path}")
+    if plot_path:
+        _plot(curves, plot_path)
+        print(f"wrote {plot_path}")
+    return result
+
+
+def _print_eval(result: dict) -> None:
+    print(f"{result['images']} images from {result['folder']}")
+    for name, c in result["curves"].items():
+        r = c["results"]
+        print(f"\n{name}: setting, bpp, PSNR dB, MSE, CR, enc MPix/s, dec MPix/s")
+        for i, s in enumerate(c["settings"]):
+            print(
+                f"  {s:>3} {r['bpp'][i]:7.4f} {r['psnr'][i]:7.3f} {r['mse'][i]:9.3f} {r['cr'][i]:8.2f}"
+                f" {r['enc_mpix_s'][i]:8.2f} {r['dec_mpix_s'][i]:8.2f}"
+            )
+    print("\nBD-rate (%; negative = fewer bits at equal PSNR)")
+    for name, b in result["bd_rate"].items():
+        print(f"  {name:<15} vs JPEG {b['vs_jpeg']:+7.2f}   vs WebP {b['vs_webp']:+7.2f}")

@@ -1,0 +1,218 @@
+"""Shipped model weights: export after training, load for coding, jitted latent transforms.
+
+A weights file (``nkcodec/weights/<name>.npz``) holds the EMA parameters as
+float32 arrays keyed by their path in the module tree, the architecture and
+training metadata as JSON, and the factorized prior's **integer frequency
+tables**, computed once at export.  Decoding reads those integer tables and
+never recomputes probabilities from floats.  No orbax: plain ``numpy.load``.
+
+Examples
+--------
+>>> m = load_model()                                   # doctest: +SKIP
+>>> y = m.encode_latent(image, quality=4)              # doctest: +SKIP
+>>> x_hat = m.decode_latent(y, quality=4)              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DEFAULT_MODEL", "export", "load_model", "LoadedModel", "compute_tables", "weights_path", "MODEL_IDS"]
+
+DEFAULT_MODEL = "nk64-1"
+# model id stored in each stream -> weights file name.  Never reuse an id:
+# a retrained model gets a new id so old streams keep decoding with old weights.
+MODEL_IDS = {1: "nk64-1"}
+TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
+TAIL_MASS = 1e-7  # probability left to the two escape bins
+
+
+def weights_path(name: str) -> Path:
+    p = Path(name)
+    if p.suffix == ".npz" and p.exists():
+        return p
+    return Path(str(resources.files("nkcodec") / "weights" / f"{name}.npz"))
+
+
+def _quantize_pmf(pmf: np.ndarray, total: int) -> np.ndarray:
+    """Integer frequencies >= 1 summing exactly to ``total``."""
+    pmf = np.maximum(pmf, 0.0)
+    pmf = pmf / pmf.sum()
+    n = pmf.size
+    freq = np.maximum(1, np.floor(pmf * (total - n)).astype(np.int64))
+    # hand out the remainder to the largest-probability bins (deterministic)
+    rest = total - int(freq.sum())
+    order = np.argsort(-pmf, kind="stable")
+    i = 0
+    while rest > 0:
+        freq[order[i % n]] += 1
+        rest -= 1
+        i += 1
+    while rest < 0:  # pragma: no cover - floor keeps the sum below total
+        j = order[i % n]
+        if freq[j] > 1:
+            freq[j] -= 1
+            rest += 1
+        i += 1
+    return freq.astype(np.uint32)
+
+
+def compute_tables(prior, max_range: int = 1024) -> dict:
+    """Integer frequency tables of a trained :class:`~nkcodec.model.FactorizedPrior`.
+
+    Per channel c: symbols ``lo[c] .. lo[c] + size[c] - 3`` get one bin each;
+    bin 0 and bin ``size-1`` are escapes for values below / above that range.
+    """
+    import jax.numpy as jnp
+
+    c = prior.matrices[0][...].shape[0]
+    v = np.arange(-max_range, max_range + 1, dtype=np.float32)
+    edges = np.concatenate([v - 0.5, [v[-1] + 0.5]]).astype(np.float32)
+    logits = np.asarray(prior.logits_cdf(jnp.broadcast_to(jnp.asarray(edges), (c, 1, edges.size))))[:, 0]
+    cdf = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    cdf = np.maximum.accumulate(cdf, axis=1)
+    pmf = np.diff(cdf, axis=1)  # (C, 2R+1)
+    total = 1 << TABLE_PRECISION
+    los, sizes, tables = [], [], []
+    for ch in range(c):
+        cum = np.cumsum(pmf[ch])
+        mass = cum[-1]
+        lo_i = int(np.searchsorted(cum, TAIL_MASS / 2 * mass))
+        hi_i = int(np.searchsorted(cum, mass * (1 - TAIL_MASS / 2)))
+        hi_i = max(min(hi_i, pmf.shape[1] - 1), lo_i)
+        below = cdf[ch, lo_i]
+        above = 1.0 - cdf[ch, hi_i + 1]
+        p = np.concatenate([[below], pmf[ch, lo_i : hi_i + 1], [above]])
+        tables.append(_quantize_pmf(p, total))
+        los.append(int(v[lo_i]))
+        sizes.append(p.size)
+    width = max(sizes)
+    freq = np.zeros((c, width), np.uint32)
+    for ch, t in enumerate(tables):
+        freq[ch, : t.size] = t
+    return {"lo": np.asarray(los, np.int32), "size": np.asarray(sizes, np.int32), "freq": freq}
+
+
+def _param_dict(model) -> dict:
+    import jax
+    from flax import nnx
+
+    state = nnx.state(model, nnx.Param)
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        out[key] = np.asarray(leaf, np.float32)
+    return out
+
+
+def export(trainer, path, model_id: int | None = None, extra_meta: dict | None = None) -> Path:
+    """Write the trainer's EMA model, config and integer tables to ``path`` (.npz)."""
+    model = trainer.ema_model()
+    tables = compute_tables(model.prior)
+    meta = {
+        "model_config": trainer.model_cfg.to_dict(),
+        "steps": trainer.step,
+        "train_wall_seconds": round(trainer.wall_seconds, 1),
+        "model_id": model_id if model_id is not None else 0,
+        "table_precision": TABLE_PRECISION,
+    }
+    meta.update(extra_meta or {})
+    arrays = {f"param/{k}": v for k, v in _param_dict(model).items()}
+    arrays.update({f"table/{k}": v for k, v in tables.items()})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _bucket(n: int, unit: int = 64) -> int:
+    return -(-n // unit) * unit
+
+
+class LoadedModel:
+    """A shipped model: jitted analysis/synthesis, integer tables and metadata."""
+
+    def __init__(self, path):
+        import jax
+        import jax.numpy as jnp
+        from flax import nnx
+
+        from .model import CompressionModel, ModelConfig
+
+        with np.load(path) as z:
+            self.meta = json.loads(bytes(z["meta"]).decode())
+            params = {k[len("param/") :]: z[k] for k in z.files if k.startswith("param/")}
+            self.tables = {k[len("table/") :]: z[k] for k in z.files if k.startswith("table/")}
+        self.config = ModelConfig.from_dict(self.meta["model_config"])
+        self.model_id = int(self.meta.get("model_id", 0))
+        model = CompressionModel(self.config, seed=0)
+        state = nnx.state(model, nnx.Param)
+        leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+        treedef = jax.tree.structure(state)
+        new = []
+        for p, leaf in leaves:
+            key = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
+            if key not in params or params[key].shape != leaf.shape:
+                raise ValueError(f"weights file {path} does not match the model at {key}")
+            new.append(jnp.asarray(params[key]))
+        nnx.update(model, jax.tree.unflatten(treedef, new))
+        graphdef, state = nnx.split(model)
+        self._state = state
+
+        @jax.jit
+        def enc(state, x, q):
+            m = nnx.merge(graphdef, state)
+            return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
+
+        @jax.jit
+        def dec(state, y, q):
+            m = nnx.merge(graphdef, state)
+            x = m.decode_latent(y.astype(jnp.float32), q)
+            return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
+
+        self._enc, self._dec = enc, dec
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.m
+
+    def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).
+
+        The image is edge-padded to a 64-pixel bucket so that most sizes share
+        one compiled function.
+        """
+        import jax.numpy as jnp
+
+        h, w = image.shape[:2]
+        hb, wb = _bucket(h), _bucket(w)
+        x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
+        y = self._enc(self._state, jnp.asarray(x[None]), jnp.asarray([quality - 1], jnp.int32))
+        return np.asarray(y[0, : -(-h // 16), : -(-w // 16)])
+
+    def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
+        """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
+        import jax.numpy as jnp
+
+        h, w = y.shape[:2]
+        hb, wb = _bucket(h, 4), _bucket(w, 4)
+        yp = np.zeros((hb, wb, y.shape[2]), np.int32)
+        yp[:h, :w] = y
+        x = np.asarray(self._dec(self._state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
+        H, W = shape if shape is not None else (16 * h, 16 * w)
+        return x[:H, :W]
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
+    """Load (once) a shipped model by name or .npz path."""
+    path = weights_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"model weights {path} not found; shipped: {sorted(MODEL_IDS.values())}")
+    return LoadedModel(path)

@@ -1,0 +1,104 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nkcodec import model as M
+from nkcodec import train as T
+from nkcodec import zoo
+
+TINY = M.ModelConfig(n=8, m=12, filters=(2, 2))
+
+
+def _trainer(**kw):
+    cfg = T.TrainConfig(batch=4, crop=32, lr=1e-3, warmup=1, steps=1000, **kw)
+    return T.Trainer(TINY, cfg)
+
+
+def _images(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        y, x = np.mgrid[0:40, 0:48]
+        base = np.stack([x * 5, y * 6, (x + y) * 3], -1) + rng.integers(0, 30, (40, 48, 3))
+        out.append(np.clip(base, 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("activation", ["gdn", "relu"])
+def test_shapes(activation):
+    m = M.CompressionModel(M.ModelConfig(n=8, m=12, activation=activation))
+    x = jnp.zeros((2, 48, 80, 3))
+    out = m(x, jnp.array([0, 7]), train=True, key=jax.random.PRNGKey(0))
+    assert out["x_hat"].shape == x.shape
+    assert out["likelihoods"].shape == (2, 3, 5, 12)
+    assert bool(jnp.all(out["likelihoods"] > 0)) and bool(jnp.all(out["likelihoods"] <= 1))
+
+
+def test_depth_to_space():
+    x = jnp.arange(2 * 3 * 4 * 8).reshape(2, 3, 4, 8).astype(jnp.float32)
+    y = M.depth_to_space(x, 2)
+    assert y.shape == (2, 6, 8, 2)
+    # every input value appears exactly once
+    assert sorted(np.asarray(y).ravel().tolist()) == sorted(np.asarray(x).ravel().tolist())
+
+
+def test_training_lowers_loss():
+    tr = _trainer()
+    imgs = _images()
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(T.random_crops(imgs, 4, 32, rng))
+    q = jnp.array([0, 3, 5, 7])
+    before = float(T.loss_fn(tr.model, x, q, jax.random.PRNGKey(0))[0])
+    tr.train_steps(imgs, 60)
+    after = float(T.loss_fn(tr.model, x, q, jax.random.PRNGKey(0))[0])
+    assert after < before
+
+
+def _leaves(tree):
+    return [np.asarray(v) for v in jax.tree.leaves(tree)]
+
+
+def test_checkpoint_resume_is_exact(tmp_path):
+    imgs = _images()
+    a = _trainer()
+    a.train_steps(imgs, 3)
+    T.save_checkpoint(tmp_path / "c.npz", a)
+    b = T.load_checkpoint(tmp_path / "c.npz")
+    assert b.step == 3
+    for u, v in zip(_leaves(T.nnx.state(a.model)), _leaves(T.nnx.state(b.model))):
+        np.testing.assert_array_equal(u, v)
+    # both continue identically: same data RNG, same optimizer state
+    a.train_steps(imgs, 2)
+    b.train_steps(imgs, 2)
+    for u, v in zip(_leaves(T.nnx.state(a.model)), _leaves(T.nnx.state(b.model))):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(_leaves(a.ema), _leaves(b.ema)):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_export_load_round_trip(tmp_path):
+    tr = _trainer()
+    tr.train_steps(_images(), 2)
+    path = zoo.export(tr, tmp_path / "w.npz", model_id=99)
+    loaded = zoo.LoadedModel(path)
+    assert loaded.model_id == 99 and loaded.latent_channels == 12
+    ema = tr.ema_model()
+    img = _images(1)[0]
+    y = loaded.encode_latent(img, 5)
+    assert y.shape == (3, 3, 12) and y.dtype == np.int32
+    x = jnp.asarray(np.pad(img, ((0, 24), (0, 16), (0, 0)), mode="edge")[None] / 255.0, jnp.float32)
+    ref = np.asarray(jnp.round(ema.encode_latent(x, jnp.array([4]))))[0, :3, :3]
+    np.testing.assert_array_equal(y, ref.astype(np.int32))
+    out = loaded.decode_latent(y, 5, img.shape[:2])
+    assert out.shape == img.shape and out.dtype == np.uint8
+    t = loaded.tables
+    assert t["freq"].shape[0] == 12
+    for c in range(12):
+        assert int(t["freq"][c, : t["size"][c]].sum()) == 1 << zoo.TABLE_PRECISION
+        assert t["freq"][c, : t["size"][c]].min() >= 1
+
+
+def test_quantize_pmf():
+    f = zoo._quantize_pmf(np.array([0.5, 0.5, 0.0, 1e-12]), 1 << 16)
+    assert f.sum() == 1 << 16 and f.min() >= 1
