@@ -201,6 +201,50 @@ class _LearnedBase:
         return _join_rgb(rgb, alpha, gray)
 
 
+def _code_latent(m, y: np.ndarray):
+    """ANS-code an int latent (..., M) channel by channel with the model's integer
+    tables; out-of-table values escape.  Returns (params, [ans bytes, escape bytes])."""
+    from .entropy import encode_symbols, pack_varints
+
+    lo = m.tables["lo"].astype(np.int64)
+    size = m.tables["size"].astype(np.int64)
+    vals = np.moveaxis(y.reshape(-1, y.shape[-1]), 1, 0).astype(np.int64)  # (M, n)
+    idx = vals - lo[:, None] + 1
+    esc_lo = idx < 1
+    esc_hi = idx > (size[:, None] - 2)
+    esc = esc_lo | esc_hi
+    idx = np.where(esc_lo, 0, np.where(esc_hi, size[:, None] - 1, idx))
+    data = encode_symbols(list(idx), _tables(m))
+    return {"escapes": int(esc.sum())}, [data, pack_varints(vals[esc])]
+
+
+def _decode_latent_syms(m, params: dict, sections: list, n: int) -> np.ndarray:
+    """Inverse of :func:`_code_latent`: (n, M) int32."""
+    from .entropy import decode_symbols, unpack_varints
+
+    n_esc = params.get("escapes")
+    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * m.latent_channels:
+        raise CorruptStreamError(f"bad escape count {n_esc!r}")
+    idx = np.stack(decode_symbols(sections[0], _tables(m), [n] * m.latent_channels)).astype(np.int64)
+    lo = m.tables["lo"].astype(np.int64)
+    size = m.tables["size"].astype(np.int64)
+    esc = (idx == 0) | (idx == size[:, None] - 1)
+    if int(esc.sum()) != n_esc:
+        raise CorruptStreamError("escape count disagrees with the decoded symbols")
+    y = idx + lo[:, None] - 1
+    if n_esc:
+        y[esc] = unpack_varints(sections[1], n_esc)
+    elif sections[1]:
+        raise CorruptStreamError("unexpected escape data")
+    if np.abs(y).max(initial=0) > 1 << 20:
+        raise CorruptStreamError("latent value out of range")
+    return np.ascontiguousarray(y.T).astype(np.int32)
+
+
+def _latent_hw(header: Header) -> tuple:
+    return -(-header.height // 16), -(-header.width // 16)
+
+
 class ScalarPreset(_LearnedBase):
     """Learned codec: analysis net, scalar rounding, per-channel ANS coding with the
     model's integer frequency tables (escapes for out-of-table values), synthesis net."""
@@ -208,47 +252,105 @@ class ScalarPreset(_LearnedBase):
     name = "scalar"
 
     def _encode_rgb(self, rgb: np.ndarray):
-        from .entropy import encode_symbols, pack_varints
-
-        m = self.model
-        y = m.encode_latent(rgb, self.quality)  # (h, w, M) int32
-        lo = m.tables["lo"].astype(np.int64)
-        size = m.tables["size"].astype(np.int64)
-        idx = np.moveaxis(y, 2, 0).reshape(y.shape[2], -1).astype(np.int64) - lo[:, None] + 1
-        esc_lo = idx < 1
-        esc_hi = idx > (size[:, None] - 2)
-        esc = esc_lo | esc_hi
-        escapes = (idx + lo[:, None] - 1)[esc]  # the latent values themselves, channel-major
-        idx = np.where(esc_lo, 0, np.where(esc_hi, size[:, None] - 1, idx))
-        tables = _tables(m)
-        data = encode_symbols(list(idx), tables)
-        params = {"latent": {"escapes": int(esc.sum())}}
-        return params, [data, pack_varints(escapes)]
+        y = self.model.encode_latent(rgb, self.quality)  # (h, w, M) int32
+        params, sections = _code_latent(self.model, y)
+        return {"latent": params}, sections
 
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
-        from .entropy import decode_symbols, unpack_varints
-
         if len(sections) != 2:
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
-        h, w = -(-header.height // 16), -(-header.width // 16)
-        n_esc = _param(header, "latent", "escapes", int)
-        if not 0 <= n_esc <= h * w * m.latent_channels:
-            raise CorruptStreamError(f"bad escape count {n_esc}")
-        tables = _tables(m)
-        idx = np.stack(decode_symbols(sections[0], tables, [h * w] * m.latent_channels)).astype(np.int64)
-        lo = m.tables["lo"].astype(np.int64)
-        size = m.tables["size"].astype(np.int64)
-        esc = (idx == 0) | (idx == size[:, None] - 1)
-        if int(esc.sum()) != n_esc:
-            raise CorruptStreamError("escape count disagrees with the decoded symbols")
-        y = idx + lo[:, None] - 1
-        if n_esc:
-            y[esc] = unpack_varints(sections[1], n_esc)
-        elif sections[1]:
-            raise CorruptStreamError("unexpected escape data")
-        if np.abs(y).max(initial=0) > 1 << 20:
-            raise CorruptStreamError("latent value out of range")
-        y = np.moveaxis(y.reshape(-1, h, w), 0, 2).astype(np.int32)
+        h, w = _latent_hw(header)
+        y = _decode_latent_syms(m, header.params.get("latent") or {}, sections, h * w)
+        return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
+
+
+_RUN_CAP = 64  # run lengths 1..63 get a symbol each; 64 means "64 or more" (+ varint)
+
+
+class ScalarRlePreset(_LearnedBase):
+    """Ablation: NK-RLE (key = run**2) over the channel-major latent, then ANS coding of
+    the run values and run lengths with integer tables carried in the stream."""
+
+    name = "scalar-rle"
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from .entropy import encode_adaptive, pack_varints
+
+        y = self.model.encode_latent(rgb, self.quality)
+        sym = np.ascontiguousarray(np.moveaxis(y, 2, 0)).reshape(-1)
+        values, keys = rle.encode(sym)
+        lengths = np.sqrt(keys.astype(np.float64)).astype(np.int64)  # exact: keys are squares < 2**52
+        vmin, vmax = int(values.min()), int(values.max())
+        if vmax - vmin >= 1 << 16:
+            raise ValueError("latent range too wide for the scalar-rle preset")
+        lsym = np.minimum(lengths, _RUN_CAP) - 1
+        data = encode_adaptive([values.astype(np.int64) - vmin, lsym], [vmax - vmin + 1, _RUN_CAP])
+        params = {"rle": {"pairs": int(values.size), "vmin": vmin}}
+        return params, [data, pack_varints(lengths[lengths >= _RUN_CAP] - _RUN_CAP)]
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        from .entropy import decode_adaptive, unpack_varints
+
+        if len(sections) != 2:
+            raise CorruptStreamError(f"scalar-rle stream has {len(sections)} sections, expected 2")
+        h, w = _latent_hw(header)
+        n = h * w * m.latent_channels
+        pairs = _param(header, "rle", "pairs", int)
+        vmin = _param(header, "rle", "vmin", int)
+        if not 1 <= pairs <= n or abs(vmin) > 1 << 20:
+            raise CorruptStreamError("bad NK-RLE pair count or value offset")
+        vsym, lsym = decode_adaptive(sections[0], [pairs, pairs])
+        lengths = lsym.astype(np.int64) + 1
+        long_runs = lengths == _RUN_CAP
+        lengths[long_runs] += unpack_varints(sections[1], int(long_runs.sum()))
+        if np.any(lengths < 1):
+            raise CorruptStreamError("negative run length")
+        values = (vsym.astype(np.int64) + vmin).astype(np.int32)
+        keys = (lengths.astype(np.uint64)) ** np.uint64(2)
+        sym = rle.decode(values, keys, cap=n)
+        if sym.size != n:
+            raise CorruptStreamError(f"latent has {sym.size} symbols, expected {n}")
+        y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
+        return m.decode_latent(y, header.quality, (header.height, header.width))
+
+
+class ClusterPreset(_LearnedBase):
+    """Ablation: "cluster-based reconstruction".  The latent vectors (one per 16x16
+    block) are clustered with FAISS k-means (k = 2**(quality+3)); the integer
+    centroids are ANS-coded with the model's tables and the labels with an in-stream
+    table; the decoder looks the centroids up."""
+
+    name = "cluster"
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from . import kmeans
+        from .entropy import encode_adaptive
+
+        y = self.model.encode_latent(rgb, self.quality)
+        vecs = y.reshape(-1, y.shape[2]).astype(np.float32)
+        k = min(vecs.shape[0], 2 ** (self.quality + 3))
+        cent = np.round(kmeans.fit(vecs, k, seed=0)).astype(np.int32)
+        cent = np.unique(cent, axis=0)
+        labels = kmeans.assign(vecs, cent.astype(np.float32))
+        cparams, csections = _code_latent(self.model, cent)
+        lab = encode_adaptive([labels], [cent.shape[0]])
+        return {"cluster": {"k": int(cent.shape[0]), **cparams}}, [*csections, lab]
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        from .entropy import decode_adaptive
+
+        if len(sections) != 3:
+            raise CorruptStreamError(f"cluster stream has {len(sections)} sections, expected 3")
+        h, w = _latent_hw(header)
+        params = header.params.get("cluster") or {}
+        k = params.get("k")
+        if not isinstance(k, int) or not 1 <= k <= h * w:
+            raise CorruptStreamError(f"bad cluster count {k!r}")
+        cent = _decode_latent_syms(m, params, sections[:2], k)
+        (labels,) = decode_adaptive(sections[2], [h * w])
+        if labels.size and int(labels.max()) >= k:
+            raise CorruptStreamError("cluster label out of range")
+        y = cent[labels].reshape(h, w, -1)
         return m.decode_latent(y, header.quality, (header.height, header.width))
 
 
@@ -284,7 +386,7 @@ class PaperPreset(_LearnedBase):
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
         if len(sections) != 1:
             raise CorruptStreamError(f"paper stream has {len(sections)} sections, expected 1")
-        h, w = -(-header.height // 16), -(-header.width // 16)
+        h, w = _latent_hw(header)
         n = h * w * m.latent_channels
         values, keys = rle.unpack(sections[0], np.int32, max_pairs=n)
         sym = rle.decode(values, keys, cap=n)
@@ -306,7 +408,14 @@ def _param(header: Header, stage: str, key: str, typ):
     return value
 
 
-PRESETS = {"rle": RlePreset, "palette": PalettePreset, "scalar": ScalarPreset, "paper": PaperPreset}
+PRESETS = {
+    "rle": RlePreset,
+    "palette": PalettePreset,
+    "scalar": ScalarPreset,
+    "paper": PaperPreset,
+    "scalar-rle": ScalarRlePreset,
+    "cluster": ClusterPreset,
+}
 # "default" names the best preset measured so far; the learned codec takes it over.
 _ALIASES = {"default": "scalar"}
 

@@ -21,7 +21,16 @@ import numpy as np
 
 from .errors import CorruptStreamError
 
-__all__ = ["IntTables", "encode_symbols", "decode_symbols", "pack_varints", "unpack_varints", "PRECISION"]
+__all__ = [
+    "IntTables",
+    "encode_symbols",
+    "decode_symbols",
+    "encode_adaptive",
+    "decode_adaptive",
+    "pack_varints",
+    "unpack_varints",
+    "PRECISION",
+]
 
 PRECISION = 16
 _TOTAL = 1 << PRECISION
@@ -43,11 +52,8 @@ class IntTables:
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> "IntTables":
         """Quantise symbol counts (K, W) to tables; every symbol keeps frequency >= 1."""
-        from .zoo import _quantize_pmf
-
         counts = np.atleast_2d(np.asarray(counts, np.float64))
-        freq = np.stack([_quantize_pmf(c + 1e-3, _TOTAL) for c in counts])
-        return cls(freq, np.full(counts.shape[0], counts.shape[1]))
+        return cls(np.stack([_table_row(c) for c in counts]), np.full(counts.shape[0], counts.shape[1]))
 
     def model(self, k: int):
         import constriction
@@ -68,7 +74,8 @@ def encode_symbols(streams: list, tables: IntTables) -> bytes:
         if s.size:
             if s.min() < 0 or s.max() >= tables.size[k]:
                 raise ValueError(f"symbol out of range for table {k}")
-            coder.encode_reverse(s, tables.model(k))
+            if tables.size[k] > 1:  # a one-symbol alphabet costs nothing
+                coder.encode_reverse(s, tables.model(k))
     return coder.get_compressed().tobytes()
 
 
@@ -81,7 +88,10 @@ def decode_symbols(data: bytes, tables: IntTables, counts: list) -> list:
     words = np.frombuffer(data, np.uint32).copy()
     try:
         coder = constriction.stream.stack.AnsCoder(words)
-        out = [coder.decode(tables.model(k), int(n)) if n else np.empty(0, np.int32) for k, n in enumerate(counts)]
+        out = [
+            coder.decode(tables.model(k), int(n)) if n and tables.size[k] > 1 else np.zeros(int(n), np.int32)
+            for k, n in enumerate(counts)
+        ]
     except Exception as e:  # constriction raises its own errors on impossible states
         raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
     return out
@@ -120,3 +130,71 @@ def unpack_varints(data: bytes, count: int) -> np.ndarray:
     if pos != n:
         raise CorruptStreamError(f"{n - pos} trailing bytes after escape values")
     return np.asarray(vals, np.int64)
+
+
+MAX_ALPHABET = 1 << 16
+
+
+def encode_adaptive(streams: list, sizes: list) -> bytes:
+    """Code each stream (symbols 0..size-1) with an integer table built from its own
+    histogram; the tables (varints) travel in front of the ANS data."""
+    counts = [np.bincount(np.asarray(s, np.int64), minlength=n)[:n] for s, n in zip(streams, sizes)]
+    rows = [_table_row(c) for c in counts]
+    tables = IntTables(_pad_rows(rows), np.asarray(sizes))
+    head = pack_varints([len(streams), *sizes, *np.concatenate(rows).tolist()])
+    body = encode_symbols(streams, tables)
+    return pack_varints([len(head)]) + head + body
+
+
+def _table_row(counts: np.ndarray) -> np.ndarray:
+    from .zoo import _quantize_pmf
+
+    return _quantize_pmf(np.asarray(counts, np.float64) + 1e-3, _TOTAL)
+
+
+def _pad_rows(rows: list) -> np.ndarray:
+    out = np.zeros((len(rows), max(r.size for r in rows)), np.uint32)
+    for i, r in enumerate(rows):
+        out[i, : r.size] = r
+    return out
+
+
+def _read_varint(data: bytes, pos: int):
+    z = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise CorruptStreamError("truncated varint")
+        b = data[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return (z >> 1) ^ -(z & 1), pos
+
+
+def decode_adaptive(data: bytes, counts: list) -> list:
+    """Inverse of :func:`encode_adaptive`; ``counts[k]`` symbols in stream k."""
+    hlen, pos = _read_varint(data, 0)
+    if not 0 < hlen <= len(data) - pos:
+        raise CorruptStreamError("adaptive table header length out of range")
+    head, body = data[pos : pos + hlen], data[pos + hlen :]
+    k, p = _read_varint(head, 0)
+    if k != len(counts):
+        raise CorruptStreamError(f"{k} adaptive tables, expected {len(counts)}")
+    sizes = []
+    for _ in range(k):
+        n, p = _read_varint(head, p)
+        if not 1 <= n <= MAX_ALPHABET:
+            raise CorruptStreamError(f"alphabet size {n} out of range")
+        sizes.append(n)
+    if sum(sizes) > len(head):  # every frequency takes at least one byte
+        raise CorruptStreamError("adaptive tables truncated")
+    freqs = unpack_varints(head[p:], sum(sizes))
+    rows, off = [], 0
+    for n in sizes:
+        row = freqs[off : off + n]
+        off += n
+        if row.min() < 1 or row.sum() != _TOTAL:
+            raise CorruptStreamError("adaptive frequency table is not normalised")
+        rows.append(row.astype(np.uint32))
+    return decode_symbols(body, IntTables(_pad_rows(rows), np.asarray(sizes)), counts)

@@ -8,7 +8,7 @@ from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption
 
-PRESETS = ["scalar", "paper"]
+PRESETS = ["scalar", "paper", "scalar-rle", "cluster"]
 
 
 def _photo(shape, seed=0):
