@@ -201,6 +201,83 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
     return rows
 
 
+def _pillow_enc_dec(fmt: str, quality: int):
+    from PIL import Image
+
+    def enc(img):
+        buf = io.BytesIO()
+        kw = {"optimize": True, "subsampling": 2} if fmt == "JPEG" else {}
+        Image.fromarray(img).save(buf, format=fmt, quality=quality, **kw)
+        return buf.getvalue()
+
+    def dec(data):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im)
+
+    return enc, dec
+
+
+def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
+    """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
+    from . import zoo
+    from .codec import Codec, _code_latent, _decode_latent_syms, decompress
+
+    rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
+    pix = sum(im.shape[0] * im.shape[1] for im in rgb.values())
+    m = zoo.load_model()
+    codec = Codec(quality, "default")
+    lat = {k: m.encode_latent(im, quality) for k, im in rgb.items()}  # warm-up / compile
+    coded = {k: _code_latent(m, y) for k, y in lat.items()}
+    streams = {k: codec.encode(im) for k, im in rgb.items()}
+    for y, im in zip(lat.values(), rgb.values()):
+        m.decode_latent(y, quality, im.shape[:2])
+
+    def run(fn):
+        return lambda: [fn(k) for k in rgb]
+
+    t = {
+        "analysis": measure(run(lambda k: m.encode_latent(rgb[k], quality)), repeats=repeats),
+        "entropy.encode": measure(run(lambda k: _code_latent(m, lat[k])), repeats=repeats),
+        "entropy.decode": measure(
+            run(lambda k: _decode_latent_syms(m, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1])),
+            repeats=repeats,
+        ),
+        "synthesis": measure(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),
+        "encode": measure(run(lambda k: codec.encode(rgb[k])), repeats=repeats),
+        "decode": measure(run(lambda k: decompress(streams[k])), repeats=repeats),
+    }
+    peers = {}
+    for name, fmt, q in (("webp", "WEBP", 75), ("jpeg", "JPEG", 75)):
+        enc, dec = _pillow_enc_dec(fmt, q)
+        data = {k: enc(im) for k, im in rgb.items()}
+        peers[name] = (measure(run(lambda k: enc(rgb[k])), repeats=repeats), measure(run(lambda k: dec(data[k])), repeats=repeats))
+    info = {"data": f"{len(rgb)} RGB images, q{quality}"}
+    rows = [
+        _row("autoencoder.analysis", t["analysis"], pix, "MPix/s", **info),
+        _row("autoencoder.synthesis", t["synthesis"], pix, "MPix/s", **info),
+        _row("entropy.encode", t["entropy.encode"], pix, "MPix/s", **info),
+        _row("entropy.decode", t["entropy.decode"], pix, "MPix/s", **info),
+    ]
+    for d, idx in (("encode", 0), ("decode", 1)):
+        total = t[d]
+        parts = ("analysis", "entropy.encode") if d == "encode" else ("entropy.decode", "synthesis")
+        share = {p: t[p] / total for p in parts}
+        rows.append(
+            _row(
+                f"codec.{d}",
+                total,
+                pix,
+                "MPix/s",
+                "Pillow WebP q75",
+                peers["webp"][idx],
+                jpeg_throughput=pix / peers["jpeg"][idx] / 1e6,
+                share=share,
+                **info,
+            )
+        )
+    return rows
+
+
 def _machine() -> dict:
     import numba
 
@@ -224,7 +301,7 @@ def _print_table(rows: list) -> None:
         print(f"{r['stage']:<20} {r.get('data', ''):<26} {r['throughput']:8.1f} {r['unit']:<5} {peer_s}  {ratio}  {r['peer'] or ''}")
 
 
-def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "kmeans")) -> dict:
+def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "kmeans", "codec")) -> dict:
     """Run every stage benchmark, print a table, optionally write JSON."""
     imgs = _folder_images(images) if images else sample_images()
     repeats = 3 if quick else 7
@@ -238,13 +315,19 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
         rows += _lossless_rows(imgs, repeats)
     if "kmeans" in stages:
         rows += _kmeans_rows(imgs, (16,) if quick else (16, 64, 256))
-    result = {"machine": _machine(), "stages": rows, "end_to_end": {r["stage"]: r for r in rows if r["stage"].startswith("rle-preset")}}
+    if "codec" in stages:
+        rows += _codec_rows(imgs, repeats)
+    e2e = {r["stage"]: r for r in rows if r["stage"].startswith(("codec.", "rle-preset"))}
+    result = {"machine": _machine(), "stages": rows, "end_to_end": e2e}
     _print_table(rows)
     for r in rows:
         if r["stage"] == "kmeans.fit" and "peer_psnr" in r:
             print(f"k-means {r['data']}: PSNR {r['psnr']:.3f} dB (FAISS) vs {r['peer_psnr']:.3f} dB (scikit-learn)")
         if r["stage"] == "palette.fit":
             print(f"palette.fit {r['data']}: PSNR {r['psnr']:.3f} dB, {r['seconds']:.3f} s")
+        if r["stage"].startswith("codec."):
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in r["share"].items())
+            print(f"{r['stage']}: {r['throughput']:.2f} MPix/s vs WebP {r['peer_throughput']:.2f}, JPEG {r['jpeg_throughput']:.2f}; time share: {shares}")
         if r["stage"] == "rle.pack":
             cost = r["packed_bytes"] / r["plain_key_bytes"] - 1
             print(f"squared keys on {r['data']}: {r['packed_bytes']} bytes packed vs {r['plain_key_bytes']} with plain keys ({cost:+.1%})")
