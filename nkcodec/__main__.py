@@ -105,6 +105,11 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from .evaluate import run_eval
 
+    if args.ablation:
+        from .evaluate import run_ablation
+
+        run_ablation(args.dir, json_path=args.json)
+        return 0
     run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper)
     return 0
 
@@ -205,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", help="write CompressAI-shaped results here")
     v.add_argument("--plot", help="write the RD plot (PNG) here")
     v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
+    v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
     v.set_defaults(func=_eval)
 
     c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")

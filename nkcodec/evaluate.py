@@ -181,6 +181,54 @@ def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), pape
     return result
 
 
+ABLATION = ("paper", "scalar-rle", "scalar", "cluster")
+
+
+def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool = True) -> dict:
+    """What each stage contributes: the learned presets at every quality, with BD-rate
+    against Pillow JPEG measured in the same run; plus the paper's operating point
+    (compression ratio ~1.37) for the lossless-leaning presets."""
+    from tqdm import tqdm
+
+    from .bench import _folder_images
+
+    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
+    jobs = [(p, q) for p in ABLATION for q in qualities]
+    jobs += [("palette", k) for k in (64, 256, 1024)] + [("rle", 0)]
+    out: dict = {}
+    for preset, q in tqdm(jobs, desc="ablation", disable=not progress):
+        if preset == "palette":
+            from .codec import Codec, decompress
+
+            c = Codec(1, "palette", k=q)
+            enc, dec = c.encode, decompress
+        else:
+            enc, dec = _nk_codec(max(q, 1), preset)
+        if q == qualities[0] or preset in ("palette", "rle"):
+            dec(enc(next(iter(images.values()))))  # warm-up
+        out.setdefault(preset, []).append((q, _run_point(enc, dec, images)))
+    jpeg = [(q, _run_point(*_pillow_codec("JPEG", q), images)) for q in JPEG_QUALITIES]
+    out["jpeg"] = jpeg
+    curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in out.items()}
+    ref = curves["jpeg"]["results"]
+    bd = {n: bd_rate(ref["bpp"], ref["psnr"], c["results"]["bpp"], c["results"]["psnr"]) for n, c in curves.items()}
+    result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate_vs_jpeg": bd}
+    print(f"{len(images)} images from {folder}\n")
+    print("quality | " + " | ".join(f"{p} bpp / dB" for p in ABLATION))
+    for i, q in enumerate(qualities):
+        cells = [f"{curves[p]['results']['bpp'][i]:.3f} / {curves[p]['results']['psnr'][i]:.2f}" for p in ABLATION]
+        print(f"{q:>7} | " + " | ".join(cells))
+    print("BD-rate vs JPEG: " + ", ".join(f"{p} {bd[p]:+.1f}%" for p in ABLATION))
+    for name in ("palette", "rle"):
+        r = curves[name]["results"]
+        for i, s in enumerate(curves[name]["settings"]):
+            print(f"{name} {('k=' + str(s)) if name == 'palette' else ''}: CR {r['cr'][i]:.3f}, PSNR {r['psnr'][i]:.2f} dB, {r['bpp'][i]:.3f} bpp")
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+        print(f"wrote {json_path}")
+    return result
+
+
 def _print_eval(result: dict) -> None:
     print(f"{result['images']} images from {result['folder']}")
     for name, c in result["curves"].items():
