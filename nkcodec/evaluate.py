@@ -212,8 +212,11 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in out.items()}
     ref = curves["jpeg"]["results"]
     bd = {n: bd_rate(ref["bpp"], ref["psnr"], c["results"]["bpp"], c["results"]["psnr"]) for n, c in curves.items()}
-    result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate_vs_jpeg": bd}
+    key_cost = _key_cost(images)
+    result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate_vs_jpeg": bd, "key_cost": key_cost}
     print(f"{len(images)} images from {folder}\n")
+    for q, (nk, plain) in key_cost.items():
+        print(f"NK-RLE on q{q} latents: {nk} bytes with key = run**2 vs {plain} with key = run ({nk / plain - 1:+.1%})")
     print("quality | " + " | ".join(f"{p} bpp / dB" for p in ABLATION))
     for i, q in enumerate(qualities):
         cells = [f"{curves[p]['results']['bpp'][i]:.3f} / {curves[p]['results']['psnr'][i]:.2f}" for p in ABLATION]
@@ -227,6 +230,22 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
         Path(json_path).write_text(json.dumps(result, indent=1))
         print(f"wrote {json_path}")
     return result
+
+
+def _key_cost(images: dict, qualities=(1, 4, 8)) -> dict:
+    """Packed NK-RLE bytes of the channel-major latents: squared keys vs plain keys."""
+    from . import rle, zoo
+
+    m = zoo.load_model()
+    out = {}
+    for q in qualities:
+        nk = plain = 0
+        for img in images.values():
+            sym = np.ascontiguousarray(np.moveaxis(m.encode_latent(img, q), 2, 0)).reshape(-1)
+            nk += len(rle.pack(*rle.encode(sym, "nk")))
+            plain += len(rle.pack(*rle.encode(sym, "plain")))
+        out[q] = (nk, plain)
+    return out
 
 
 def _print_eval(result: dict) -> None:
