@@ -116,17 +116,8 @@ def unpack_varints(data: bytes, count: int) -> np.ndarray:
     pos = 0
     n = len(data)
     for _ in range(count):
-        z = shift = 0
-        while True:
-            if pos >= n or shift > 63:
-                raise CorruptStreamError("escape values truncated or malformed")
-            b = data[pos]
-            pos += 1
-            z |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        vals.append((z >> 1) ^ -(z & 1))
+        v, pos = _read_varint(data, pos)
+        vals.append(v)
     if pos != n:
         raise CorruptStreamError(f"{n - pos} trailing bytes after escape values")
     return np.asarray(vals, np.int64)
@@ -163,7 +154,7 @@ def _read_varint(data: bytes, pos: int):
     z = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
-            raise CorruptStreamError("truncated varint")
+            raise CorruptStreamError("varint truncated or malformed")
         b = data[pos]
         pos += 1
         z |= (b & 0x7F) << shift
