@@ -87,14 +87,16 @@ def _train(args) -> int:
     from .model import ModelConfig
     from .train import TrainConfig, train_and_evaluate
 
+    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "seed") if getattr(args, k) is not None}
     mcfg = ModelConfig(n=args.n, m=args.m, activation=args.activation)
-    tcfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed)
+    tcfg = TrainConfig(**given)
     trainer = train_and_evaluate(
         args.data,
         args.workdir,
         mcfg,
         tcfg,
         resume=args.resume,
+        overrides=given,  # on --resume, flags given explicitly replace the checkpoint's settings
         eval_dir=args.eval_dir,
         max_seconds=args.max_seconds,
     )
@@ -195,12 +197,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--workdir", default="runs/train")
     t.add_argument("--resume", help="checkpoint .npz to continue from")
     t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
-    t.add_argument("--steps", type=int, default=200_000, help="total steps of the schedule")
+    t.add_argument("--steps", type=int, help="total steps of the schedule (default 200000)")
     t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--crop", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch", type=int, help="crops per step (default 16)")
+    t.add_argument("--crop", type=int, help="crop size in pixels (default 64)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
+    t.add_argument("--seed", type=int, help="seed (default 0)")
     t.add_argument("--n", type=int, default=64)
     t.add_argument("--m", type=int, default=192)
     t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])

@@ -162,11 +162,16 @@ def save_checkpoint(path, trainer: "Trainer") -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path) -> "Trainer":
-    """Rebuild a :class:`Trainer` exactly as :func:`save_checkpoint` left it."""
+def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
+    """Rebuild a :class:`Trainer` exactly as :func:`save_checkpoint` left it.
+
+    ``overrides`` replaces training-config fields (e.g. ``{"lr": 1e-4}`` to
+    continue at a lower learning rate); the optimizer state is kept.
+    """
     with np.load(path) as z:
         meta = json.loads(bytes(z["meta"]).decode())
-        trainer = Trainer(ModelConfig.from_dict(meta["model_config"]), TrainConfig(**meta["train_config"]))
+        tcfg = TrainConfig(**{**meta["train_config"], **(overrides or {})})
+        trainer = Trainer(ModelConfig.from_dict(meta["model_config"]), tcfg)
         for name, obj in (("model", trainer.model), ("opt", trainer.optimizer)):
             state = nnx.state(obj)
             leaves, treedef = jax.tree.flatten(state)
@@ -249,6 +254,7 @@ def train_and_evaluate(
     model_cfg: ModelConfig = ModelConfig(),
     cfg: TrainConfig = TrainConfig(),
     resume=None,
+    overrides: dict | None = None,
     eval_dir=None,
     max_steps: int | None = None,
     max_seconds: float | None = None,
@@ -264,7 +270,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     images = load_images(data, min_side=cfg.crop)
-    trainer = load_checkpoint(resume) if resume else Trainer(model_cfg, cfg)
+    trainer = load_checkpoint(resume, overrides) if resume else Trainer(model_cfg, cfg)
     crops = eval_crops(eval_dir) if eval_dir else None
     log = open(workdir / "train.log", "a")
     ckpt = workdir / "ckpt.npz"
@@ -280,7 +286,15 @@ def train_and_evaluate(
     t_start = time.time()
     t_ckpt = t_start
     acc = []
-    while trainer.step < end:
+    stop = {"flag": False}
+
+    def _on_term(signum, frame):  # finish the current block, checkpoint, exit
+        stop["flag"] = True
+
+    import signal
+
+    old_term = signal.signal(signal.SIGTERM, _on_term) if _main_thread() else None
+    while trainer.step < end and not stop["flag"]:
         t0 = time.time()
         n = min(trainer.cfg.log_every, end - trainer.step)
         loss, bpp, mse = trainer.train_steps(images, n)
@@ -303,6 +317,16 @@ def train_and_evaluate(
         if max_seconds is not None and now - t_start > max_seconds:
             break
     save_checkpoint(ckpt, trainer)
+    if stop["flag"]:
+        write(event="stopped", reason="SIGTERM")
+    if old_term is not None:
+        signal.signal(signal.SIGTERM, old_term)
     bar.close()
     log.close()
     return trainer
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

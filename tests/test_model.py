@@ -102,3 +102,30 @@ def test_export_load_round_trip(tmp_path):
 def test_quantize_pmf():
     f = zoo._quantize_pmf(np.array([0.5, 0.5, 0.0, 1e-12]), 1 << 16)
     assert f.sum() == 1 << 16 and f.min() >= 1
+
+
+def test_resume_with_lower_lr(tmp_path):
+    a = _trainer()
+    a.train_steps(_images(), 2)
+    T.save_checkpoint(tmp_path / "c.npz", a)
+    b = T.load_checkpoint(tmp_path / "c.npz", {"lr": 1e-5})
+    assert b.cfg.lr == 1e-5 and b.step == 2
+    for u, v in zip(_leaves(T.nnx.state(a.optimizer)), _leaves(T.nnx.state(b.optimizer))):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_train_cli_resume(tmp_path):
+    from PIL import Image
+
+    from nkcodec.__main__ import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, im in enumerate(_images(2)):
+        Image.fromarray(im).save(data / f"{i}.png")
+    work = tmp_path / "w"
+    args = ["train", "--data", str(data), "--workdir", str(work), "--n", "8", "--m", "12", "--crop", "32", "--batch", "2"]
+    assert main(args + ["--steps", "3"]) == 0
+    assert main(args + ["--steps", "5", "--resume", str(work / "ckpt.npz")]) == 0
+    assert T.load_checkpoint(work / "ckpt.npz").step == 5
+    assert (work / "train.log").read_text().count('"event": "train"') >= 2
