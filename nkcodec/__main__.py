@@ -244,6 +244,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("nkcodec: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # e.g. Pillow's DecompressionBombError: still one line, no traceback
+        print(f"nkcodec: error: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
