@@ -40,3 +40,37 @@ def test_bench_json(tmp_path):
         assert stages[s]["peer"] == "numpy reference"
         assert stages[s]["throughput"] > 0 and stages[s]["peer_throughput"] > 0
     assert "machine" in res and "end_to_end" in res
+
+
+def _write_photo(path, h=48, w=64):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.clip(np.stack([x * 3, y * 4, x + y], -1) + rng.integers(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return img
+
+
+def test_compare_writes_png(tmp_path):
+    _write_photo(tmp_path / "p.png")
+    out = tmp_path / "cmp.png"
+    assert main(["compare", str(tmp_path / "p.png"), "-o", str(out), "--quality", "3"]) == 0
+    with Image.open(out) as im:
+        assert im.size[0] > 3 * 48
+
+
+def test_eval_small_folder(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _write_photo(folder / "a.png")
+    _write_photo(folder / "b.png", 40, 56)
+    js, plot = tmp_path / "e.json", tmp_path / "e.png"
+    assert main(["eval", str(folder), "--json", str(js), "--plot", str(plot), "--no-paper"]) == 0
+    res = json.loads(js.read_text())
+    curves = res["curves"]
+    assert set(curves) == {"nkcodec", "jpeg", "webp"}
+    assert len(curves["nkcodec"]["results"]["bpp"]) == 8
+    for c in curves.values():
+        assert all(b > 0 for b in c["results"]["bpp"])
+        assert len(c["per_image"][str(c["settings"][0])]) == 2
+    assert plot.stat().st_size > 1000
+    assert "vs_jpeg" in res["bd_rate"]["webp"]
