@@ -213,7 +213,15 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     ref = curves["jpeg"]["results"]
     bd = {n: bd_rate(ref["bpp"], ref["psnr"], c["results"]["bpp"], c["results"]["psnr"]) for n, c in curves.items()}
     key_cost = _key_cost(images)
-    result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate_vs_jpeg": bd, "key_cost": key_cost}
+    table = model_table(folder, qualities)
+    result = {
+        "images": len(images),
+        "folder": str(folder),
+        "curves": curves,
+        "bd_rate_vs_jpeg": bd,
+        "key_cost": key_cost,
+        "model_table": table,
+    }
     print(f"{len(images)} images from {folder}\n")
     for q, (nk, plain) in key_cost.items():
         print(f"NK-RLE on q{q} latents: {nk} bytes with key = run**2 vs {plain} with key = run ({nk / plain - 1:+.1%})")
@@ -230,6 +238,32 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
         Path(json_path).write_text(json.dumps(result, indent=1))
         print(f"wrote {json_path}")
     return result
+
+
+def model_table(folder, qualities=range(1, 9)) -> dict:
+    """Per quality: the prior's estimated bpp and the PSNR of
+    ``decode_latent(round(encode_latent(x)))``, next to the real bpp of the scalar preset."""
+    from . import zoo
+    from .bench import _folder_images
+    from .codec import Codec
+
+    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
+    m = zoo.load_model()
+    out = {}
+    print("quality | estimated bpp | real bpp (scalar) | PSNR dB")
+    for q in qualities:
+        est, real, ps = [], [], []
+        codec = Codec(q, "scalar")
+        for img in images.values():
+            y = m.encode_latent(img, q)
+            x = m.decode_latent(y, q, img.shape[:2])
+            pix = img.shape[0] * img.shape[1]
+            est.append(m.estimate_bits(y) / pix)
+            real.append(metrics.bpp(codec.encode(img), img))
+            ps.append(metrics.psnr(img, x))
+        out[q] = {"est_bpp": float(np.mean(est)), "bpp": float(np.mean(real)), "psnr": float(np.mean(ps))}
+        print(f"{q:>7} | {out[q]['est_bpp']:.4f} | {out[q]['bpp']:.4f} | {out[q]['psnr']:.2f}")
+    return out
 
 
 def _key_cost(images: dict, qualities=(1, 4, 8)) -> dict:

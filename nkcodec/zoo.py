@@ -176,7 +176,12 @@ class LoadedModel:
             x = m.decode_latent(y.astype(jnp.float32), q)
             return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
 
-        self._enc, self._dec = enc, dec
+        @jax.jit
+        def bits(state, y):
+            m = nnx.merge(graphdef, state)
+            return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32))))
+
+        self._enc, self._dec, self._bits = enc, dec, bits
 
     @property
     def latent_channels(self) -> int:
@@ -195,6 +200,12 @@ class LoadedModel:
         x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
         y = self._enc(self._state, jnp.asarray(x[None]), jnp.asarray([quality - 1], jnp.int32))
         return np.asarray(y[0, : -(-h // 16), : -(-w // 16)])
+
+    def estimate_bits(self, y: np.ndarray) -> float:
+        """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
+        import jax.numpy as jnp
+
+        return float(self._bits(self._state, jnp.asarray(y[None])))
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
