@@ -97,6 +97,7 @@ def _train(args) -> int:
         tcfg,
         resume=args.resume,
         overrides=given,  # on --resume, flags given explicitly replace the checkpoint's settings
+        init=args.init,
         eval_dir=args.eval_dir,
         max_seconds=args.max_seconds,
     )
@@ -196,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     t.add_argument("--workdir", default="runs/train")
     t.add_argument("--resume", help="checkpoint .npz to continue from")
+    t.add_argument("--init", help="start from shipped weights (.npz), e.g. nkcodec/weights/nk64-1.npz")
     t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
     t.add_argument("--steps", type=int, help="total steps of the schedule (default 200000)")
     t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")

@@ -185,6 +185,23 @@ def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
     return trainer
 
 
+def init_from_weights(trainer: "Trainer", path) -> None:
+    """Start from shipped weights (parameters and EMA; fresh optimizer state).
+
+    The step counter continues from the weights' recorded steps, so a fresh
+    machine can keep training without the (unshipped) checkpoint.
+    """
+    from .zoo import load_params_into, read_params
+
+    params, meta = read_params(path)
+    if ModelConfig.from_dict(meta["model_config"]) != trainer.model_cfg:
+        raise ValueError(f"{path} was trained with {meta['model_config']}, not {trainer.model_cfg.to_dict()}")
+    load_params_into(trainer.model, params, path)
+    trainer.ema = jax.tree.map(jnp.array, nnx.state(trainer.model, nnx.Param))
+    trainer.step = int(meta.get("steps", 0))
+    trainer.wall_seconds = float(meta.get("train_wall_seconds", 0.0))
+
+
 @jax.jit
 def _ema_update(ema, params, decay):
     return jax.tree.map(lambda e, p: e * decay + p * (1.0 - decay), ema, params)
@@ -255,6 +272,7 @@ def train_and_evaluate(
     cfg: TrainConfig = TrainConfig(),
     resume=None,
     overrides: dict | None = None,
+    init=None,
     eval_dir=None,
     max_steps: int | None = None,
     max_seconds: float | None = None,
@@ -270,7 +288,12 @@ def train_and_evaluate(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     images = load_images(data, min_side=cfg.crop)
-    trainer = load_checkpoint(resume, overrides) if resume else Trainer(model_cfg, cfg)
+    if resume:
+        trainer = load_checkpoint(resume, overrides)
+    else:
+        trainer = Trainer(model_cfg, cfg)
+        if init:
+            init_from_weights(trainer, init)
     crops = eval_crops(eval_dir) if eval_dir else None
     log = open(workdir / "train.log", "a")
     ckpt = workdir / "ckpt.npz"

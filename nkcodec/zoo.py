@@ -131,6 +131,30 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
     return path
 
 
+def read_params(path) -> tuple:
+    """(parameter dict, metadata) of a weights file."""
+    with np.load(path) as z:
+        meta = json.loads(bytes(z["meta"]).decode())
+        params = {k[len("param/") :]: z[k] for k in z.files if k.startswith("param/")}
+    return params, meta
+
+
+def load_params_into(model, params: dict, source="weights") -> None:
+    """Copy named float arrays (see :func:`_param_dict`) into a model's parameters."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    state = nnx.state(model, nnx.Param)
+    new = []
+    for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        key = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
+        if key not in params or params[key].shape != leaf.shape:
+            raise ValueError(f"{source} does not match the model at {key}")
+        new.append(jnp.asarray(params[key]))
+    nnx.update(model, jax.tree.unflatten(jax.tree.structure(state), new))
+
+
 def _bucket(n: int, unit: int = 64) -> int:
     return -(-n // unit) * unit
 
@@ -152,16 +176,7 @@ class LoadedModel:
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
         model = CompressionModel(self.config, seed=0)
-        state = nnx.state(model, nnx.Param)
-        leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-        treedef = jax.tree.structure(state)
-        new = []
-        for p, leaf in leaves:
-            key = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
-            if key not in params or params[key].shape != leaf.shape:
-                raise ValueError(f"weights file {path} does not match the model at {key}")
-            new.append(jnp.asarray(params[key]))
-        nnx.update(model, jax.tree.unflatten(treedef, new))
+        load_params_into(model, params, path)
         graphdef, state = nnx.split(model)
         self._state = state
 

@@ -129,3 +129,17 @@ def test_train_cli_resume(tmp_path):
     assert main(args + ["--steps", "5", "--resume", str(work / "ckpt.npz")]) == 0
     assert T.load_checkpoint(work / "ckpt.npz").step == 5
     assert (work / "train.log").read_text().count('"event": "train"') >= 2
+
+
+def test_init_from_shipped_weights(tmp_path):
+    a = _trainer()
+    a.train_steps(_images(), 3)
+    path = zoo.export(a, tmp_path / "w.npz", model_id=5)
+    b = _trainer()
+    T.init_from_weights(b, path)
+    assert b.step == 3
+    for u, v in zip(_leaves(T.nnx.state(a.ema_model(), T.nnx.Param)), _leaves(T.nnx.state(b.model, T.nnx.Param))):
+        np.testing.assert_array_equal(u, v)
+    c = T.Trainer(M.ModelConfig(n=8, m=16), a.cfg)
+    with pytest.raises(ValueError, match="trained with"):
+        T.init_from_weights(c, path)
