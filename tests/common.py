@@ -56,3 +56,34 @@ def check_backwards_compatibility(name: str, decode, make_stream, expected_image
     assert sha256(decoded) == sum_path.read_text().strip()
     if expected_image_fn is not None:
         np.testing.assert_array_equal(decoded, expected_image_fn())
+
+
+def with_fixed_crc(body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def check_deep_corruption(decode, data: bytes, flips: int = 100, seed: int = 0) -> None:
+    """Flip bytes *and* fix the CRC, so the preset decoders themselves see garbage.
+
+    A damaged stream may still decode (to a wrong image); any exception other than
+    CorruptStreamError is a bug.
+    """
+    rng = np.random.default_rng(seed)
+    body = bytearray(data[:-4])
+    for _ in range(flips):
+        buf = bytearray(body)
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(18, len(buf)))  # leave magic/version/dimensions alone
+            buf[i] ^= int(rng.integers(1, 256))
+        try:
+            decode(with_fixed_crc(bytes(buf)))
+        except CorruptStreamError:
+            pass
+    for cut in range(18, len(body), max(1, len(body) // 40)):
+        try:
+            decode(with_fixed_crc(bytes(body[:cut])))
+        except CorruptStreamError:
+            pass

@@ -86,3 +86,11 @@ def _fixture_image():
     img = np.stack([(x * 6) % 256, (y * 10) % 256, ((x // 8) * 50) % 256], -1).astype(np.uint8)
     img[8:16, 10:30] = (255, 0, 128)
     return img
+
+
+@pytest.mark.parametrize("preset, opts", [("rle", {}), ("palette", {"k": 8})])
+def test_deep_corruption(preset, opts):
+    from .common import check_deep_corruption
+
+    data = nkcodec.compress(_image((6, 7, 3)), preset=preset, **opts)
+    check_deep_corruption(nkcodec.decompress, data, flips=300)

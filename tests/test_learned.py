@@ -76,3 +76,11 @@ def test_fixture_learned(preset):
     check_backwards_compatibility(
         f"{preset}_v1_model1", nkcodec.decompress, lambda: nkcodec.compress(img, quality=4, preset=preset), None
     )
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_deep_corruption_learned(preset):
+    from .common import check_deep_corruption
+
+    data = nkcodec.compress(_photo((20, 36, 3)), quality=3, preset=preset)
+    check_deep_corruption(nkcodec.decompress, data, flips=60)
