@@ -457,6 +457,24 @@ class Codec:
             self._impl = PRESETS[self.preset](self.quality, **options)
         except TypeError as e:
             raise ValueError(f"bad option for preset {self.preset!r}: {e}") from None
+        self.options = dict(options)
+
+    @property
+    def codec_id(self) -> str:
+        return f"nkcodec.{self.preset}"
+
+    def get_config(self) -> dict:
+        """JSON-able configuration (numcodecs style): ``{"id", "quality", **options}``."""
+        return {"id": self.codec_id, "quality": self.quality, **self.options}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Codec":
+        """Rebuild a codec from :meth:`get_config` output."""
+        config = dict(config)
+        cid = str(config.pop("id", ""))
+        if not cid.startswith("nkcodec."):
+            raise ValueError(f"not an nkcodec config id: {cid!r}")
+        return cls(config.pop("quality", 4), cid[len("nkcodec.") :], **config)
 
     def encode(self, image) -> bytes:
         """Compress a uint8 image to ``.nkc`` bytes."""

@@ -94,3 +94,14 @@ def test_deep_corruption(preset, opts):
 
     data = nkcodec.compress(_image((6, 7, 3)), preset=preset, **opts)
     check_deep_corruption(nkcodec.decompress, data, flips=300)
+
+
+def test_config_round_trip():
+    c = nkcodec.Codec(quality=3, preset="palette", k=12)
+    cfg = c.get_config()
+    assert cfg == {"id": "nkcodec.palette", "quality": 3, "k": 12}
+    c2 = nkcodec.Codec.from_config(cfg)
+    img = _image((9, 11, 3))
+    assert c2.encode(img) == c.encode(img)
+    with pytest.raises(ValueError):
+        nkcodec.Codec.from_config({"id": "zlib"})
