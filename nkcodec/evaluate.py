@@ -194,7 +194,7 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
 
     images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
     jobs = [(p, q) for p in ABLATION for q in qualities]
-    jobs += [("palette", k) for k in (64, 256, 1024)] + [("rle", 0)]
+    jobs += [("palette", k) for k in (64, 256, 768, 1024)] + [("rle", 0)]
     out: dict = {}
     for preset, q in tqdm(jobs, desc="ablation", disable=not progress):
         if preset == "palette":
