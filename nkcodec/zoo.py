@@ -74,7 +74,8 @@ def compute_tables(prior, max_range: int = 1024) -> dict:
     v = np.arange(-max_range, max_range + 1, dtype=np.float32)
     edges = np.concatenate([v - 0.5, [v[-1] + 0.5]]).astype(np.float32)
     logits = np.asarray(prior.logits_cdf(jnp.broadcast_to(jnp.asarray(edges), (c, 1, edges.size))))[:, 0]
-    cdf = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    with np.errstate(over="ignore"):  # exp overflow -> cdf 0, as intended
+        cdf = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     cdf = np.maximum.accumulate(cdf, axis=1)
     pmf = np.diff(cdf, axis=1)  # (C, 2R+1)
     total = 1 << TABLE_PRECISION
