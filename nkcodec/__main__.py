@@ -190,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--images", help="folder of images (default: the samples shipped in the package)")
     b.add_argument("--json", help="write results as JSON to this file")
     b.add_argument("--quick", action="store_true", help="fewer repeats and a smaller synthetic stream")
-    b.add_argument("--stages", default="rle,kmeans,codec", help="comma-separated stage groups: rle, kmeans, codec")
+    b.add_argument("--stages", default="rle,kmeans,codec", help="comma-separated stage groups: rle, kmeans, codec, kmeans-all-pixels (slow)")
     b.set_defaults(func=_bench)
 
     t = sub.add_parser("train", help="train the autoencoder (resumable)")

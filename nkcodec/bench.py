@@ -201,6 +201,37 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
     return rows
 
 
+def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
+    """The codec's palette path (FAISS on a subsample + 2 Lloyd steps over all pixels,
+    then labelling every pixel) against scikit-learn fitted on *all* pixels."""
+    from . import kmeans, metrics
+
+    from sklearn.cluster import KMeans
+
+    kmeans.fit(np.random.default_rng(0).random((512, 3), dtype=np.float32), 4)
+    rows = []
+    for k in ks:
+        t_n = t_s = 0.0
+        ps_n, ps_s = [], []
+        pix_total = 0
+        for im in images.values():
+            pix = im.reshape(-1, 1 if im.ndim == 2 else im.shape[2])
+            pix_total += pix.shape[0]
+            t0 = time.perf_counter()
+            pal = kmeans.palette_fit(im, k)
+            lab = kmeans.palette_apply(im, pal)
+            t_n += time.perf_counter() - t0
+            ps_n.append(metrics.psnr(im, pal[lab]))
+            t0 = time.perf_counter()
+            km = KMeans(n_clusters=k, n_init=1, init="k-means++", random_state=0).fit(pix.astype(np.float32))
+            t_s += time.perf_counter() - t0
+            c8 = np.clip(np.round(km.cluster_centers_), 0, 255).astype(np.uint8)
+            ps_s.append(metrics.psnr(im, c8[km.labels_].reshape(im.shape)))
+        extra = {"data": f"{len(images)} images, k={k}", "k": k, "psnr": float(np.mean(ps_n)), "peer_psnr": float(np.mean(ps_s))}
+        rows.append(_row("palette.fit+apply", t_n, pix_total, "MPix/s", "scikit-learn KMeans (all pixels)", t_s, **extra))
+    return rows
+
+
 def _pillow_enc_dec(fmt: str, quality: int):
     from PIL import Image
 
@@ -315,13 +346,15 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
         rows += _lossless_rows(imgs, repeats)
     if "kmeans" in stages:
         rows += _kmeans_rows(imgs, (16,) if quick else (16, 64, 256))
+    if "kmeans-all-pixels" in stages:
+        rows += _kmeans_all_pixels_rows(imgs)
     if "codec" in stages:
         rows += _codec_rows(imgs, repeats)
     e2e = {r["stage"]: r for r in rows if r["stage"].startswith(("codec.", "rle-preset"))}
     result = {"machine": _machine(), "stages": rows, "end_to_end": e2e}
     _print_table(rows)
     for r in rows:
-        if r["stage"] == "kmeans.fit" and "peer_psnr" in r:
+        if r["stage"].startswith(("kmeans.fit", "palette.fit+")) and "peer_psnr" in r:
             print(f"k-means {r['data']}: PSNR {r['psnr']:.3f} dB (FAISS) vs {r['peer_psnr']:.3f} dB (scikit-learn)")
         if r["stage"] == "palette.fit":
             print(f"palette.fit {r['data']}: PSNR {r['psnr']:.3f} dB, {r['seconds']:.3f} s")
