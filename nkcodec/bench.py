@@ -232,26 +232,11 @@ def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
     return rows
 
 
-def _pillow_enc_dec(fmt: str, quality: int):
-    from PIL import Image
-
-    def enc(img):
-        buf = io.BytesIO()
-        kw = {"optimize": True, "subsampling": 2} if fmt == "JPEG" else {}
-        Image.fromarray(img).save(buf, format=fmt, quality=quality, **kw)
-        return buf.getvalue()
-
-    def dec(data):
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im)
-
-    return enc, dec
-
-
 def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
     from . import zoo
     from .codec import Codec, _code_latent, _decode_latent_syms, decompress
+    from .evaluate import _pillow_codec
 
     rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
     pix = sum(im.shape[0] * im.shape[1] for im in rgb.values())
@@ -279,7 +264,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     }
     peers = {}
     for name, fmt, q in (("webp", "WEBP", 75), ("jpeg", "JPEG", 75)):
-        enc, dec = _pillow_enc_dec(fmt, q)
+        enc, dec = _pillow_codec(fmt, q)
         data = {k: enc(im) for k, im in rgb.items()}
         peers[name] = (measure(run(lambda k: enc(rgb[k])), repeats=repeats), measure(run(lambda k: dec(data[k])), repeats=repeats))
     info = {"data": f"{len(rgb)} RGB images, q{quality}"}

@@ -308,7 +308,6 @@ def train_and_evaluate(
     bar = tqdm(total=end, initial=trainer.step, disable=not progress, smoothing=0.05, mininterval=5)
     t_start = time.time()
     t_ckpt = t_start
-    acc = []
     stop = {"flag": False}
 
     def _on_term(signum, frame):  # finish the current block, checkpoint, exit
@@ -322,7 +321,6 @@ def train_and_evaluate(
         n = min(trainer.cfg.log_every, end - trainer.step)
         loss, bpp, mse = trainer.train_steps(images, n)
         trainer.wall_seconds += time.time() - t0
-        acc.append((loss, bpp, mse))
         bar.update(n)
         if not math.isfinite(loss):
             write(event="diverged", loss=loss)

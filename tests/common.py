@@ -12,7 +12,6 @@ import pytest
 from nkcodec.errors import CorruptStreamError
 
 FIXTURES = Path(__file__).parent / "fixtures"
-KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 REGENERATE = os.environ.get("NKCODEC_REGENERATE_FIXTURES") == "1"
 
 

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 import nkcodec
-from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption
 

@@ -1,7 +1,6 @@
 import struct
 import zlib
 
-import numpy as np
 import pytest
 
 from nkcodec.container import MAX_SIDE, Header, pack_container, unpack_container

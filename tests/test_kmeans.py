@@ -3,7 +3,6 @@ import pytest
 
 import nkcodec
 from nkcodec import kmeans
-from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption
 
