@@ -87,8 +87,8 @@ def _train(args) -> int:
     from .model import ModelConfig
     from .train import TrainConfig, train_and_evaluate
 
-    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "seed") if getattr(args, k) is not None}
-    mcfg = ModelConfig(n=args.n, m=args.m, activation=args.activation)
+    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "seed", "decay_start") if getattr(args, k) is not None}
+    mcfg = ModelConfig(n=args.n, m=args.m, activation=args.activation, prior_per_quality=args.per_quality_prior)
     tcfg = TrainConfig(**given)
     trainer = train_and_evaluate(
         args.data,
@@ -205,9 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, help="crop size in pixels (default 64)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
     t.add_argument("--seed", type=int, help="seed (default 0)")
+    t.add_argument("--decay-start", type=float, help="fraction of --steps after which lr decays (cosine) to lr/20 (default 0.85)")
     t.add_argument("--n", type=int, default=64)
     t.add_argument("--m", type=int, default=192)
     t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])
+    t.add_argument("--per-quality-prior", action="store_true", help="one factorized prior per quality (nk64-2 and later)")
     t.set_defaults(func=_train)
     v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
     v.add_argument("dir")

@@ -243,7 +243,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     m = zoo.load_model()
     codec = Codec(quality, "default")
     lat = {k: m.encode_latent(im, quality) for k, im in rgb.items()}  # warm-up / compile
-    coded = {k: _code_latent(m, y) for k, y in lat.items()}
+    coded = {k: _code_latent(m, y, quality) for k, y in lat.items()}
     streams = {k: codec.encode(im) for k, im in rgb.items()}
     for y, im in zip(lat.values(), rgb.values()):
         m.decode_latent(y, quality, im.shape[:2])
@@ -253,9 +253,9 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
 
     t = {
         "analysis": measure(run(lambda k: m.encode_latent(rgb[k], quality)), repeats=repeats),
-        "entropy.encode": measure(run(lambda k: _code_latent(m, lat[k])), repeats=repeats),
+        "entropy.encode": measure(run(lambda k: _code_latent(m, lat[k], quality)), repeats=repeats),
         "entropy.decode": measure(
-            run(lambda k: _decode_latent_syms(m, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1])),
+            run(lambda k: _decode_latent_syms(m, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1], quality)),
             repeats=repeats,
         ),
         "synthesis": measure(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),

@@ -201,33 +201,35 @@ class _LearnedBase:
         return _join_rgb(rgb, alpha, gray)
 
 
-def _code_latent(m, y: np.ndarray):
+def _code_latent(m, y: np.ndarray, quality: int):
     """ANS-code an int latent (..., M) channel by channel with the model's integer
-    tables; out-of-table values escape.  Returns (params, [ans bytes, escape bytes])."""
+    tables for ``quality``; out-of-table values escape.  Returns (params, [ans bytes, escape bytes])."""
     from .entropy import encode_symbols, pack_varints
 
-    lo = m.tables["lo"].astype(np.int64)
-    size = m.tables["size"].astype(np.int64)
+    tables = m.tables_for(quality)
+    lo = tables["lo"].astype(np.int64)
+    size = tables["size"].astype(np.int64)
     vals = np.moveaxis(y.reshape(-1, y.shape[-1]), 1, 0).astype(np.int64)  # (M, n)
     idx = vals - lo[:, None] + 1
     esc_lo = idx < 1
     esc_hi = idx > (size[:, None] - 2)
     esc = esc_lo | esc_hi
     idx = np.where(esc_lo, 0, np.where(esc_hi, size[:, None] - 1, idx))
-    data = encode_symbols(list(idx), _tables(m))
+    data = encode_symbols(list(idx), m.int_tables(quality))
     return {"escapes": int(esc.sum())}, [data, pack_varints(vals[esc])]
 
 
-def _decode_latent_syms(m, params: dict, sections: list, n: int) -> np.ndarray:
+def _decode_latent_syms(m, params: dict, sections: list, n: int, quality: int) -> np.ndarray:
     """Inverse of :func:`_code_latent`: (n, M) int32."""
     from .entropy import decode_symbols, unpack_varints
 
     n_esc = params.get("escapes")
     if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * m.latent_channels:
         raise CorruptStreamError(f"bad escape count {n_esc!r}")
-    idx = np.stack(decode_symbols(sections[0], _tables(m), [n] * m.latent_channels)).astype(np.int64)
-    lo = m.tables["lo"].astype(np.int64)
-    size = m.tables["size"].astype(np.int64)
+    idx = np.stack(decode_symbols(sections[0], m.int_tables(quality), [n] * m.latent_channels)).astype(np.int64)
+    tables = m.tables_for(quality)
+    lo = tables["lo"].astype(np.int64)
+    size = tables["size"].astype(np.int64)
     esc = (idx == 0) | (idx == size[:, None] - 1)
     if int(esc.sum()) != n_esc:
         raise CorruptStreamError("escape count disagrees with the decoded symbols")
@@ -253,14 +255,14 @@ class ScalarPreset(_LearnedBase):
 
     def _encode_rgb(self, rgb: np.ndarray):
         y = self.model.encode_latent(rgb, self.quality)  # (h, w, M) int32
-        params, sections = _code_latent(self.model, y)
+        params, sections = _code_latent(self.model, y, self.quality)
         return {"latent": params}, sections
 
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
         if len(sections) != 2:
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
-        y = _decode_latent_syms(m, header.params.get("latent") or {}, sections, h * w)
+        y = _decode_latent_syms(m, header.params.get("latent") or {}, sections, h * w, header.quality)
         return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
 
 
@@ -332,7 +334,7 @@ class ClusterPreset(_LearnedBase):
         cent = np.round(kmeans.fit(vecs, k, seed=0)).astype(np.int32)
         cent = np.unique(cent, axis=0)
         labels = kmeans.assign(vecs, cent.astype(np.float32))
-        cparams, csections = _code_latent(self.model, cent)
+        cparams, csections = _code_latent(self.model, cent, self.quality)
         lab = encode_adaptive([labels], [cent.shape[0]])
         return {"cluster": {"k": int(cent.shape[0]), **cparams}}, [*csections, lab]
 
@@ -346,22 +348,12 @@ class ClusterPreset(_LearnedBase):
         k = params.get("k")
         if not isinstance(k, int) or not 1 <= k <= h * w:
             raise CorruptStreamError(f"bad cluster count {k!r}")
-        cent = _decode_latent_syms(m, params, sections[:2], k)
+        cent = _decode_latent_syms(m, params, sections[:2], k, header.quality)
         (labels,) = decode_adaptive(sections[2], [h * w])
         if labels.size and int(labels.max()) >= k:
             raise CorruptStreamError("cluster label out of range")
         y = cent[labels].reshape(h, w, -1)
         return m.decode_latent(y, header.quality, (header.height, header.width))
-
-
-def _tables(m):
-    """The model's IntTables, built once per loaded model."""
-    from .entropy import IntTables
-
-    t = getattr(m, "_int_tables", None)
-    if t is None:
-        t = m._int_tables = IntTables(m.tables["freq"], m.tables["size"])
-    return t
 
 
 class PaperPreset(_LearnedBase):

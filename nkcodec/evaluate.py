@@ -258,7 +258,7 @@ def model_table(folder, qualities=range(1, 9)) -> dict:
             y = m.encode_latent(img, q)
             x = m.decode_latent(y, q, img.shape[:2])
             pix = img.shape[0] * img.shape[1]
-            est.append(m.estimate_bits(y) / pix)
+            est.append(m.estimate_bits(y, q) / pix)
             real.append(metrics.bpp(codec.encode(img), img))
             ps.append(metrics.psnr(img, x))
         out[q] = {"est_bpp": float(np.mean(est)), "bpp": float(np.mean(real)), "psnr": float(np.mean(ps))}

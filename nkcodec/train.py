@@ -39,6 +39,7 @@ __all__ = [
     "random_crops",
     "Trainer",
     "train_and_evaluate",
+    "with_per_quality_prior",
     "save_checkpoint",
     "load_checkpoint",
 ]
@@ -188,18 +189,63 @@ def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
 def init_from_weights(trainer: "Trainer", path) -> None:
     """Start from shipped weights (parameters and EMA; fresh optimizer state).
 
+    Weights with a shared prior can seed a model with one prior per quality
+    (``prior_per_quality``): the shared density is copied to every quality.
+
     The step counter continues from the weights' recorded steps, so a fresh
     machine can keep training without the (unshipped) checkpoint.
     """
     from .zoo import load_params_into, read_params
 
     params, meta = read_params(path)
-    if ModelConfig.from_dict(meta["model_config"]) != trainer.model_cfg:
-        raise ValueError(f"{path} was trained with {meta['model_config']}, not {trainer.model_cfg.to_dict()}")
+    src = ModelConfig.from_dict(meta["model_config"])
+    dst = trainer.model_cfg
+    if src == dataclasses.replace(dst, prior_per_quality=False) and dst.prior_per_quality and not src.prior_per_quality:
+        # shared prior -> one copy per quality, each then free to adapt to its gain
+        params = {k: _tile_prior(v) if k.startswith("prior/") else v for k, v in params.items()}
+    elif src != dst:
+        raise ValueError(f"{path} was trained with {meta['model_config']}, not {dst.to_dict()}")
     load_params_into(trainer.model, params, path)
     trainer.ema = jax.tree.map(jnp.array, nnx.state(trainer.model, nnx.Param))
     trainer.step = int(meta.get("steps", 0))
     trainer.wall_seconds = float(meta.get("train_wall_seconds", 0.0))
+
+
+def _tile_prior(a):
+    """A shared-prior parameter (M, ...) copied once per quality: (Q*M, ...)."""
+    return np.tile(np.asarray(a), (NUM_QUALITIES,) + (1,) * (np.ndim(a) - 1))
+
+
+def with_per_quality_prior(old: "Trainer") -> "Trainer":
+    """Convert a shared-prior training state to one prior per quality.
+
+    Parameters, Adam moments and the EMA of the prior are copied to every
+    quality; everything else (step, schedule position, data RNG) carries over,
+    so training continues exactly where the checkpoint left it.
+    """
+    new = Trainer(dataclasses.replace(old.model_cfg, prior_per_quality=True), old.cfg)
+
+    def fill(dst_tree, src_tree):
+        dst, treedef = jax.tree.flatten(dst_tree)
+        src = jax.tree.leaves(src_tree)
+        if len(dst) != len(src):
+            raise ValueError("training states differ in structure")
+        out = []
+        for d, s in zip(dst, src):
+            s = np.asarray(s)
+            if s.shape != d.shape:
+                s = _tile_prior(s)
+                if s.shape != d.shape:
+                    raise ValueError(f"cannot widen a {np.shape(s)} state to {d.shape}")
+            out.append(jnp.asarray(s, d.dtype))
+        return jax.tree.unflatten(treedef, out)
+
+    nnx.update(new.model, fill(nnx.state(new.model), nnx.state(old.model)))
+    nnx.update(new.optimizer, fill(nnx.state(new.optimizer), nnx.state(old.optimizer)))
+    new.ema = fill(new.ema, old.ema)
+    new.step, new.wall_seconds = old.step, old.wall_seconds
+    new.rng.bit_generator.state = old.rng.bit_generator.state
+    return new
 
 
 @jax.jit
@@ -290,6 +336,8 @@ def train_and_evaluate(
     images = load_images(data, min_side=cfg.crop)
     if resume:
         trainer = load_checkpoint(resume, overrides)
+        if model_cfg.prior_per_quality and not trainer.model_cfg.prior_per_quality:
+            trainer = with_per_quality_prior(trainer)
     else:
         trainer = Trainer(model_cfg, cfg)
         if init:

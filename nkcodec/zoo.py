@@ -193,15 +193,33 @@ class LoadedModel:
             return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
 
         @jax.jit
-        def bits(state, y):
+        def bits(state, y, q):
             m = nnx.merge(graphdef, state)
-            return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32))))
+            return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
 
         self._enc, self._dec, self._bits = enc, dec, bits
 
     @property
     def latent_channels(self) -> int:
         return self.config.m
+
+    def tables_for(self, quality: int) -> dict:
+        """The integer tables (``lo``, ``size``, ``freq``; one row per latent channel)
+        used at ``quality``: the quality's own rows for a per-quality prior."""
+        m = self.config.m
+        g = quality - 1 if self.config.prior_per_quality else 0
+        return {k: v[g * m : (g + 1) * m] for k, v in self.tables.items()}
+
+    def int_tables(self, quality: int):
+        """:class:`~nkcodec.entropy.IntTables` for ``quality``, built once."""
+        from .entropy import IntTables
+
+        cache = self.__dict__.setdefault("_int_tables", {})
+        g = quality - 1 if self.config.prior_per_quality else 0
+        if g not in cache:
+            t = self.tables_for(quality)
+            cache[g] = IntTables(t["freq"], t["size"])
+        return cache[g]
 
     def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).
@@ -217,11 +235,11 @@ class LoadedModel:
         y = self._enc(self._state, jnp.asarray(x[None]), jnp.asarray([quality - 1], jnp.int32))
         return np.asarray(y[0, : -(-h // 16), : -(-w // 16)])
 
-    def estimate_bits(self, y: np.ndarray) -> float:
+    def estimate_bits(self, y: np.ndarray, quality: int) -> float:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
         import jax.numpy as jnp
 
-        return float(self._bits(self._state, jnp.asarray(y[None])))
+        return float(self._bits(self._state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import nkcodec
+from nkcodec import zoo
 from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption
@@ -70,11 +71,17 @@ def test_unknown_model_id_is_reported():
         nkcodec.decompress(data)
 
 
+@pytest.mark.parametrize("model_id", sorted(zoo.MODEL_IDS))
 @pytest.mark.parametrize("preset", PRESETS)
-def test_fixture_learned(preset):
+def test_fixture_learned(preset, model_id):
+    """Every shipped model keeps decoding its committed streams (one per preset)."""
     img = _photo((48, 64, 3), seed=7)
+    name = zoo.MODEL_IDS[model_id]
     check_backwards_compatibility(
-        f"{preset}_v1_model1", nkcodec.decompress, lambda: nkcodec.compress(img, quality=4, preset=preset), None
+        f"{preset}_v1_model{model_id}",
+        nkcodec.decompress,
+        lambda: nkcodec.compress(img, quality=4, preset=preset, model=name),
+        None,
     )
 
 

@@ -143,3 +143,51 @@ def test_init_from_shipped_weights(tmp_path):
     c = T.Trainer(M.ModelConfig(n=8, m=16), a.cfg)
     with pytest.raises(ValueError, match="trained with"):
         T.init_from_weights(c, path)
+
+
+def test_per_quality_prior_from_shared_weights(tmp_path):
+    """Shared-prior weights seed a per-quality model: same likelihoods at first,
+    then each quality's density trains on its own; tables have one block per quality."""
+    import dataclasses
+
+    shared = _trainer()
+    shared.train_steps(_images(), 2)
+    src = zoo.export(shared, tmp_path / "shared.npz", model_id=98)
+    cfg = dataclasses.replace(TINY, prior_per_quality=True)
+    tr = T.Trainer(cfg, T.TrainConfig(batch=4, crop=32, lr=1e-2, warmup=1, steps=1000))
+    T.init_from_weights(tr, src)
+    y = jnp.asarray(np.random.default_rng(0).normal(0, 2, (3, 2, 3, 12)), jnp.float32)
+    q = jnp.array([0, 4, 7])
+    ref = shared.ema_model().prior.likelihood(y)
+    np.testing.assert_allclose(np.asarray(tr.model.prior.likelihood(y, q)), np.asarray(ref), rtol=1e-5)
+    with pytest.raises(ValueError, match="quality"):
+        tr.model.prior.likelihood(y)
+    tr.train_steps(_images(), 5)
+    path = zoo.export(tr, tmp_path / "pq.npz", model_id=97)
+    loaded = zoo.LoadedModel(path)
+    assert loaded.tables["freq"].shape[0] == 8 * 12
+    assert loaded.tables_for(3)["freq"].shape[0] == 12
+    assert not np.array_equal(loaded.tables_for(1)["freq"], loaded.tables_for(8)["freq"])
+    # estimate_bits uses the quality's own density
+    yl = np.round(np.asarray(y[:1])).astype(np.int32)[0]
+    assert loaded.estimate_bits(yl, 1) != loaded.estimate_bits(yl, 8)
+    # a mismatched architecture is still refused
+    other = T.Trainer(dataclasses.replace(cfg, m=10), T.TrainConfig(batch=4, crop=32))
+    with pytest.raises(ValueError, match="trained with"):
+        T.init_from_weights(other, src)
+
+
+def test_checkpoint_widened_to_per_quality_prior(tmp_path):
+    a = _trainer()
+    imgs = _images()
+    a.train_steps(imgs, 3)
+    b = T.with_per_quality_prior(a)
+    assert b.model_cfg.prior_per_quality and b.step == 3
+    y = jnp.asarray(np.random.default_rng(1).normal(0, 2, (2, 2, 2, 12)), jnp.float32)
+    np.testing.assert_allclose(
+        np.asarray(b.model.prior.likelihood(y, jnp.array([1, 6]))), np.asarray(a.model.prior.likelihood(y)), rtol=1e-5
+    )
+    b.train_steps(imgs, 2)  # optimizer state (Adam moments, count) carried over and usable
+    T.save_checkpoint(tmp_path / "c.npz", b)
+    c = T.load_checkpoint(tmp_path / "c.npz")
+    assert c.model_cfg.prior_per_quality and c.step == 5

@@ -1,0 +1,101 @@
+"""Print the README's measured tables (Markdown) from the committed result files.
+
+Run after ``eval``, ``eval --ablation`` and ``bench`` have rewritten the JSON
+files in ``benchmarks/results/``; paste the output into README.md::
+
+    python benchmarks/readme_tables.py [rd|ablation|bench ...]
+
+Nothing here measures anything: it only formats what the commands wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def rd_tables(path: str = "eval_kodak.json") -> str:
+    d = _load(path)
+    out = ["| codec | setting | bpp | PSNR dB | MSE | CR | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
+    for name, c in d["curves"].items():
+        r = c["results"]
+        settings = json.loads(c["settings"]) if isinstance(c["settings"], str) else c["settings"]
+        for i, s in enumerate(settings):
+            out.append(
+                f"| {name} | {s} | {r['bpp'][i]:.3f} | {r['psnr'][i]:.2f} | {r['mse'][i]:.2f} | {r['cr'][i]:.1f} "
+                f"| {r['enc_mpix_s'][i]:.1f} | {r['dec_mpix_s'][i]:.1f} |"
+            )
+    out += ["", "| codec | BD-rate vs JPEG (optimize=True) | BD-rate vs WebP |", "|---|---|---|"]
+    for name, b in d["bd_rate"].items():
+        out.append(f"| {name} | {b['vs_jpeg']:+.1f}% | {b['vs_webp']:+.1f}% |")
+    return "\n".join(out)
+
+
+def ablation_tables(path: str = "ablation_kodak.json") -> str:
+    d = _load(path)
+    curves, bd = d["curves"], d["bd_rate_vs_jpeg"]
+    cols = [c for c in ("paper", "scalar-rle", "scalar", "cluster") if c in curves]
+    out = ["| quality | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for i in range(8):
+        cells = [f"{curves[c]['results']['bpp'][i]:.3f} / {curves[c]['results']['psnr'][i]:.2f}" for c in cols]
+        out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    out.append("| BD-rate vs JPEG | " + " | ".join(f"{bd[c]:+.1f}%" for c in cols) + " |")
+    out += ["", "| lossless-leaning preset | CR | PSNR dB | bpp |", "|---|---|---|---|"]
+    for name in ("palette", "rle"):
+        if name not in curves:
+            continue
+        c = curves[name]
+        settings = json.loads(c["settings"]) if isinstance(c["settings"], str) else c["settings"]
+        for i, s in enumerate(settings):
+            r = c["results"]
+            label = f"palette k={s}" if name == "palette" else "rle"
+            out.append(f"| {label} | {r['cr'][i]:.3f} | {r['psnr'][i]:.2f} | {r['bpp'][i]:.2f} |")
+    out += ["", "| quality | estimated bpp (prior) | real bpp (scalar) | PSNR dB |", "|---|---|---|---|"]
+    for q, m in d["model_table"].items():
+        out.append(f"| {q} | {m['est_bpp']:.4f} | {m['bpp']:.4f} | {m['psnr']:.2f} |")
+    out += ["", "| latent (all 24 images) | NK-RLE bytes, key = run² | key = run | cost of squaring |", "|---|---|---|---|"]
+    for q, (nk, plain) in d["key_cost"].items():
+        out.append(f"| quality {q} | {nk} | {plain} | {100 * (nk / plain - 1):+.1f}% |")
+    return "\n".join(out)
+
+
+def bench_table(path: str = "bench_samples.json") -> str:
+    d = _load(path)
+    out = ["| stage | data | throughput | peer | peer throughput | x peer | notes |", "|---|---|---|---|---|---|---|"]
+    for s in d["stages"]:
+        peer = s.get("peer") or "-"
+        pt = s.get("peer_throughput")
+        ratio = f"{s['throughput'] / pt:.2f}" if pt else ""
+        notes = []
+        if "share" in s:
+            notes.append("share " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["share"].items()))
+        if "jpeg_throughput" in s:
+            notes.append(f"JPEG {s['jpeg_throughput']:.1f}")
+        out.append(
+            f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} "
+            f"| {pt:.1f} | {ratio} | {'; '.join(notes)} |"
+            if pt
+            else f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} |  |  | {'; '.join(notes)} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list) -> int:
+    which = argv or ["rd", "ablation", "bench"]
+    makers = {"rd": rd_tables, "ablation": ablation_tables, "bench": bench_table}
+    for w in which:
+        print(f"<!-- {w} -->")
+        print(makers[w]())
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
