@@ -111,8 +111,13 @@ def _param_dict(model) -> dict:
     return out
 
 
-def export(trainer, path, model_id: int | None = None, extra_meta: dict | None = None) -> Path:
-    """Write the trainer's EMA model, config and integer tables to ``path`` (.npz)."""
+def export(trainer, path, model_id: int | None = None, extra_meta: dict | None = None, fixed_point: bool = True) -> Path:
+    """Write the trainer's EMA model, config and integer tables to ``path`` (.npz).
+
+    With ``fixed_point`` (the default since nk64-2) the file also holds the
+    integer synthesis parameters of :mod:`nkcodec.fixed`, and decoding with it
+    is bit-exact on every machine.
+    """
     model = trainer.ema_model()
     tables = compute_tables(model.prior)
     meta = {
@@ -123,8 +128,13 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
         "table_precision": TABLE_PRECISION,
     }
     meta.update(extra_meta or {})
-    arrays = {f"param/{k}": v for k, v in _param_dict(model).items()}
+    params = _param_dict(model)
+    arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"table/{k}": v for k, v in tables.items()})
+    if fixed_point:
+        from .fixed import quantize
+
+        arrays.update({f"fixed/{k}": v for k, v in quantize(params, trainer.model_cfg.activation).items()})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +184,7 @@ class LoadedModel:
             self.meta = json.loads(bytes(z["meta"]).decode())
             params = {k[len("param/") :]: z[k] for k in z.files if k.startswith("param/")}
             self.tables = {k[len("table/") :]: z[k] for k in z.files if k.startswith("table/")}
+            fixed = {k[len("fixed/") :]: z[k] for k in z.files if k.startswith("fixed/")}
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
         model = CompressionModel(self.config, seed=0)
@@ -198,6 +209,13 @@ class LoadedModel:
             return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
 
         self._enc, self._dec, self._bits = enc, dec, bits
+        # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
+        self.fixed = fixed or None
+        self._fixed_dec = None
+        if self.fixed is not None:
+            from .fixed import XlaSynthesis
+
+            self._fixed_dec = XlaSynthesis(self.fixed)
 
     @property
     def latent_channels(self) -> int:
@@ -249,7 +267,10 @@ class LoadedModel:
         hb, wb = _bucket(h, 4), _bucket(w, 4)
         yp = np.zeros((hb, wb, y.shape[2]), np.int32)
         yp[:h, :w] = y
-        x = np.asarray(self._dec(self._state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
+        if self._fixed_dec is not None:
+            x = self._fixed_dec(yp, quality)
+        else:
+            x = np.asarray(self._dec(self._state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
 

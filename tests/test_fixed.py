@@ -1,0 +1,120 @@
+"""Bit-exact fixed-point synthesis (nkcodec.fixed): exact integers, order-independent,
+XLA == NumPy, and faithful to the float network."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from nkcodec import fixed
+from nkcodec import model as M
+from nkcodec import train as T
+from nkcodec import zoo
+
+TINY = M.ModelConfig(n=8, m=12, filters=(2, 2))
+
+
+def _trained(tmp_path, activation="gdn"):
+    cfg = dataclasses.replace(TINY, activation=activation)
+    tr = T.Trainer(cfg, T.TrainConfig(batch=2, crop=32, lr=1e-2, warmup=1, steps=100))
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(2)]
+    tr.train_steps(imgs, 3)
+    return zoo.LoadedModel(zoo.export(tr, tmp_path / f"{activation}.npz", model_id=90))
+
+
+def _latent(shape, seed=0, scale=3.0):
+    return np.round(np.random.default_rng(seed).normal(0, scale, shape)).astype(np.int32)
+
+
+def _shift(v: np.ndarray, s) -> np.ndarray:
+    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of _requant."""
+    s = np.asarray(s, np.int64)
+    pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
+    return np.where(s > 0, (v + (np.int64(1) << np.maximum(pos - 1, 0))) >> pos, v << neg)
+
+
+def _int64_reference(y, q, fx):
+    """The same network in Python integers (int64 NumPy): the ground truth."""
+    f = {k: np.asarray(v).astype(np.int64) for k, v in fx.items()}
+    lim, nlim = int(fixed.ACT_LIMIT), int(fixed.NORM_LIMIT)
+    a = np.clip(np.clip(y.astype(np.int64), -fixed.LATENT_LIMIT, fixed.LATENT_LIMIT) * f["inv_gain"][q - 1], -lim, lim)
+    for i in range(4):
+        k = f[f"conv{i}/kernel"]
+        h, w, cin = a.shape
+        p = np.zeros((h + 2, w + 2, cin), np.int64)
+        p[1:-1, 1:-1] = a
+        acc = sum(np.einsum("hwc,cd->hwd", p[dy : dy + h, dx : dx + w], k[dy, dx]) for dy in range(3) for dx in range(3))
+        acc = _shift(acc + f[f"conv{i}/bias"], f[f"conv{i}/shift"])
+        c = acc.shape[-1] // 4
+        a = np.clip(acc.reshape(h, w, 2, 2, c).transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, c), -lim, lim)
+        if i < 3:
+            if f["gdn"]:
+                norm = np.einsum("hwc,cd->hwd", np.abs(a), f[f"gdn{i}/gamma"]) + f[f"gdn{i}/beta"]
+                norm = np.minimum(_shift(norm, f[f"gdn{i}/shift"] + fixed.FRAC_BITS - fixed.NORM_BITS), nlim)
+                a = np.clip(_shift(a * norm, fixed.NORM_BITS), -lim, lim)
+            else:
+                a = np.maximum(a, 0)
+    pix = _shift((a + (1 << (fixed.FRAC_BITS - 1))) * 255, fixed.FRAC_BITS)
+    return np.clip(pix, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("activation", ["gdn", "relu"])
+def test_numpy_and_xla_match_the_integer_reference(tmp_path, activation):
+    m = _trained(tmp_path, activation)
+    xla = fixed.XlaSynthesis(m.fixed)
+    for seed, q in ((0, 1), (1, 5), (2, 8)):
+        y = _latent((3, 5, 12), seed)
+        ref = _int64_reference(y, q, m.fixed)
+        np.testing.assert_array_equal(fixed.synthesize(y, q, m.fixed), ref)
+        np.testing.assert_array_equal(xla(y, q), ref)
+
+
+def test_result_does_not_depend_on_summation_order(tmp_path):
+    m = _trained(tmp_path)
+    fx = dict(m.fixed)
+    y = _latent((4, 4, 12), 3, scale=6.0)
+    base = fixed.synthesize(y, 4, fx)
+    # permute the latent channels and the first layer's input channels together: a
+    # different accumulation order of the same integers must give identical pixels
+    perm = np.random.default_rng(0).permutation(12)
+    fx["conv0/kernel"] = fx["conv0/kernel"][:, :, perm]
+    fx["inv_gain"] = fx["inv_gain"][:, perm]
+    np.testing.assert_array_equal(fixed.synthesize(y[..., perm], 4, fx), base)
+
+
+def test_fixed_point_is_faithful_to_the_float_network(tmp_path):
+    m = _trained(tmp_path)
+    y = _latent((4, 6, 12), 4)
+    import jax.numpy as jnp
+
+    flt = np.asarray(m._dec(m._state, jnp.asarray(y[None]), jnp.asarray([3], jnp.int32))[0]).astype(int)
+    fx = fixed.synthesize(y, 4, m.fixed).astype(int)
+    assert np.abs(flt - fx).max() <= 1
+    assert (flt != fx).mean() < 0.05
+
+
+def test_loaded_model_decodes_with_fixed_point(tmp_path):
+    m = _trained(tmp_path)
+    y = _latent((3, 3, 12), 5)
+    out = m.decode_latent(y, 2, (40, 37))
+    assert out.shape == (40, 37, 3)
+    np.testing.assert_array_equal(out, fixed.synthesize(np.pad(y, ((0, 1), (0, 1), (0, 0))), 2, m.fixed)[:40, :37])
+
+
+def test_hostile_latents_stay_exact(tmp_path):
+    """Huge latents are clamped, activations too: XLA, NumPy and the integer
+    reference still agree, so even a hostile stream decodes identically everywhere."""
+    m = _trained(tmp_path)
+    y = np.where(_latent((3, 3, 12), 6) > 0, 1 << 20, -(1 << 20)).astype(np.int32)
+    ref = _int64_reference(y, 8, m.fixed)
+    np.testing.assert_array_equal(fixed.synthesize(y, 8, m.fixed), ref)
+    np.testing.assert_array_equal(fixed.XlaSynthesis(m.fixed)(y, 8), ref)
+    assert fixed.bound_check(m.fixed) < 53
+
+
+def test_unknown_version_is_refused(tmp_path):
+    m = _trained(tmp_path)
+    fx = dict(m.fixed, version=np.array(99))
+    with pytest.raises(ValueError, match="version 99"):
+        fixed.synthesize(_latent((1, 1, 12)), 1, fx)
