@@ -69,7 +69,10 @@ def _info(args) -> int:
     print(f"file:      {args.input} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
     print(f"image:     {h.width}x{h.height}, {h.channels} channel(s){' (2-D)' if h.squeeze else ''}")
-    print(f"preset:    {h.preset}  quality {h.quality}  model {h.model_id}")
+    from .zoo import MODEL_IDS
+
+    model = f"model {h.model_id} ({MODEL_IDS.get(h.model_id, 'not in this build')})" if h.model_id else "no model"
+    print(f"preset:    {h.preset}  quality {h.quality}  {model}")
     print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
     print(f"params:    {h.params}")
     print(f"sections:  {[len(s) for s in sections]} bytes")
