@@ -243,15 +243,22 @@ class LoadedModel:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).
 
         The image is edge-padded to a 64-pixel bucket so that most sizes share
-        one compiled function.
+        one compiled function.  Images over ``TILE * 16`` pixels a side are
+        analysed in tiles of ``TILE`` latent pixels, each with ``ENC_HALO``
+        latent pixels of real context around it, so memory stays bounded.
         """
         import jax.numpy as jnp
 
         h, w = image.shape[:2]
         hb, wb = _bucket(h), _bucket(w)
-        x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
-        y = self._enc(self._state, jnp.asarray(x[None]), jnp.asarray([quality - 1], jnp.int32))
-        return np.asarray(y[0, : -(-h // 16), : -(-w // 16)])
+        x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
+        q = jnp.asarray([quality - 1], jnp.int32)
+
+        def run(window):
+            return np.asarray(self._enc(self._state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
+
+        y = _tiled(run, x, (hb // 16, wb // 16, self.config.m), scale_in=16, scale_out=1, halo=ENC_HALO, dtype=np.int32)
+        return y[: -(-h // 16), : -(-w // 16)]
 
     def estimate_bits(self, y: np.ndarray, quality: int) -> float:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
@@ -268,11 +275,38 @@ class LoadedModel:
         yp = np.zeros((hb, wb, y.shape[2]), np.int32)
         yp[:h, :w] = y
         if self._fixed_dec is not None:
-            x = self._fixed_dec(yp, quality)
+            # exact integer arithmetic: tiles with DEC_HALO of context give the same pixels as one pass
+            run = functools.partial(self._fixed_dec, quality=quality)
+            x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
         else:
             x = np.asarray(self._dec(self._state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
+
+
+TILE = 64  # latent pixels per tile side (1024 image pixels)
+ENC_HALO = 4  # latent pixels of context around an analysis tile (its receptive field is < 3)
+DEC_HALO = 2  # latent pixels of context around a synthesis tile (receptive field < 2; exactness tested)
+
+
+def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, halo: int, dtype) -> np.ndarray:
+    """Apply ``run`` to ``x`` in tiles of ``TILE`` latent pixels (``scale_in`` input
+    pixels per latent pixel, ``scale_out`` output pixels per latent pixel).  Each
+    tile gets ``halo`` latent pixels of context where the array has them; at the
+    array's own borders the network's zero padding applies, as in one pass."""
+    lh, lw = x.shape[0] // scale_in, x.shape[1] // scale_in
+    if lh <= TILE and lw <= TILE:
+        return run(x)
+    out = np.empty(out_shape, dtype)
+    for i0 in range(0, lh, TILE):
+        for j0 in range(0, lw, TILE):
+            i1, j1 = min(i0 + TILE, lh), min(j0 + TILE, lw)
+            a0, b0 = max(i0 - halo, 0), max(j0 - halo, 0)
+            a1, b1 = min(i1 + halo, lh), min(j1 + halo, lw)
+            t = run(x[scale_in * a0 : scale_in * a1, scale_in * b0 : scale_in * b1])
+            s = scale_out
+            out[s * i0 : s * i1, s * j0 : s * j1] = t[s * (i0 - a0) : s * (i1 - a0), s * (j0 - b0) : s * (j1 - b0)]
+    return out
 
 
 @functools.lru_cache(maxsize=4)
