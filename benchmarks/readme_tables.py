@@ -74,6 +74,12 @@ def bench_table(path: str = "bench_samples.json") -> str:
         pt = s.get("peer_throughput")
         ratio = f"{s['throughput'] / pt:.2f}" if pt else ""
         notes = []
+        if "packed_bytes" in s:
+            notes.append(f"packed {s['packed_bytes']} B vs {s['plain_key_bytes']} B plain keys")
+        if "peer_ratio" in s:
+            notes.append(f"CR {s['ratio']:.2f} vs PNG {s['peer_ratio']:.2f}")
+        if "psnr" in s:
+            notes.append(f"PSNR {s['psnr']:.3f} dB" + (f" vs {s['peer_psnr']:.3f}" if "peer_psnr" in s else ""))
         if "share" in s:
             notes.append("share " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["share"].items()))
         if "jpeg_throughput" in s:
