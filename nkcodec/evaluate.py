@@ -141,12 +141,7 @@ def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), pape
     """Evaluate nkcodec, JPEG and WebP on every image of ``folder``; print tables."""
     from tqdm import tqdm
 
-    from .bench import _folder_images
-
-    images = {k: (v if v.ndim == 3 and v.shape[2] == 3 else None) for k, v in _folder_images(folder).items()}
-    images = {k: v for k, v in images.items() if v is not None}
-    if not images:
-        raise ValueError(f"no RGB images in {folder}")
+    images = _rgb_images(folder)
     jobs = [("nkcodec", q, lambda q=q: _nk_codec(q, "default")) for q in qualities]
     if paper:
         jobs += [("nkcodec-paper", q, lambda q=q: _nk_codec(q, "paper")) for q in qualities]
@@ -190,9 +185,9 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     (compression ratio ~1.37) for the lossless-leaning presets."""
     from tqdm import tqdm
 
-    from .bench import _folder_images
+    from . import zoo
 
-    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
+    images = _rgb_images(folder)
     jobs = [(p, q) for p in ABLATION for q in qualities]
     jobs += [("palette", k) for k in (64, 256, 768, 1024)] + [("rle", 0)]
     out: dict = {}
@@ -212,8 +207,10 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in out.items()}
     ref = curves["jpeg"]["results"]
     bd = {n: bd_rate(ref["bpp"], ref["psnr"], c["results"]["bpp"], c["results"]["psnr"]) for n, c in curves.items()}
-    key_cost = _key_cost(images)
-    table = model_table(folder, qualities)
+    m = zoo.load_model()
+    latents = {q: [m.encode_latent(img, q) for img in images.values()] for q in qualities}
+    key_cost = _key_cost({q: latents[q] for q in (1, 4, 8) if q in latents})
+    table = model_table(m, images, latents, curves["scalar"])
     result = {
         "images": len(images),
         "folder": str(folder),
@@ -240,46 +237,43 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     return result
 
 
-def model_table(folder, qualities=range(1, 9)) -> dict:
-    """Per quality: the prior's estimated bpp and the PSNR of
-    ``decode_latent(round(encode_latent(x)))``, next to the real bpp of the scalar preset."""
-    from . import zoo
-    from .bench import _folder_images
-    from .codec import Codec
-
-    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
-    m = zoo.load_model()
+def model_table(m, images: dict, latents: dict, scalar_curve: dict) -> dict:
+    """Per quality: the float prior's estimated bpp of the rounded latents, next to
+    the real bpp and PSNR of the ``scalar`` preset measured on the same images."""
+    pix = [img.shape[0] * img.shape[1] for img in images.values()]
+    r = scalar_curve["results"]
     out = {}
     print("quality | estimated bpp | real bpp (scalar) | PSNR dB")
-    for q in qualities:
-        est, real, ps = [], [], []
-        codec = Codec(q, "scalar")
-        for img in images.values():
-            y = m.encode_latent(img, q)
-            x = m.decode_latent(y, q, img.shape[:2])
-            pix = img.shape[0] * img.shape[1]
-            est.append(m.estimate_bits(y, q) / pix)
-            real.append(metrics.bpp(codec.encode(img), img))
-            ps.append(metrics.psnr(img, x))
-        out[q] = {"est_bpp": float(np.mean(est)), "bpp": float(np.mean(real)), "psnr": float(np.mean(ps))}
+    for i, (q, ys) in enumerate(latents.items()):
+        est = [m.estimate_bits(y, q) / n for y, n in zip(ys, pix)]
+        out[q] = {"est_bpp": float(np.mean(est)), "bpp": r["bpp"][i], "psnr": r["psnr"][i]}
         print(f"{q:>7} | {out[q]['est_bpp']:.4f} | {out[q]['bpp']:.4f} | {out[q]['psnr']:.2f}")
     return out
 
 
-def _key_cost(images: dict, qualities=(1, 4, 8)) -> dict:
+def _key_cost(latents: dict) -> dict:
     """Packed NK-RLE bytes of the channel-major latents: squared keys vs plain keys."""
-    from . import rle, zoo
+    from . import rle
 
-    m = zoo.load_model()
     out = {}
-    for q in qualities:
+    for q, ys in latents.items():
         nk = plain = 0
-        for img in images.values():
-            sym = np.ascontiguousarray(np.moveaxis(m.encode_latent(img, q), 2, 0)).reshape(-1)
+        for y in ys:
+            sym = np.ascontiguousarray(np.moveaxis(y, 2, 0)).reshape(-1)
             nk += len(rle.pack(*rle.encode(sym, "nk")))
             plain += len(rle.pack(*rle.encode(sym, "plain")))
         out[q] = (nk, plain)
     return out
+
+
+def _rgb_images(folder) -> dict:
+    """The RGB images of a folder (the learned codec and the peers are compared on RGB)."""
+    from .bench import _folder_images
+
+    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
+    if not images:
+        raise ValueError(f"no RGB images in {folder}")
+    return images
 
 
 def _print_eval(result: dict) -> None:

@@ -13,8 +13,9 @@ every machine:
 * the arithmetic runs in float64 on integer values whose every product and
   partial sum stays below 2**53 (checked by the bounds in :func:`quantize`), so
   each operation is exact and the result does not depend on the order of the
-  summation, on BLAS blocking or on FMA.  A 3x3 convolution is nine matrix
-  products of shifted views, with no transform that could introduce fractions.
+  summation, on BLAS blocking or on FMA.  The network is written once
+  (``_forward``) and runs on NumPy (a 3x3 convolution as nine matrix products of
+  shifted views) or on XLA in float64 on the CPU.
 
 Latents are clamped to ``|y| <= LATENT_LIMIT``, activations to ``|a| <= ACT_LIMIT``
 and GDN normalisers to ``NORM_LIMIT`` (all 4096; real images stay below 50), so
@@ -99,11 +100,6 @@ def _pow2(shift) -> np.ndarray:
     return np.ldexp(1.0, -np.asarray(shift, np.int64))
 
 
-def _requant(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Drop ``shift`` fractional bits (per channel) with round-half-up; exact."""
-    return floor_half(acc * _pow2(shift))
-
-
 def _conv3x3(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     """'SAME' cross-correlation of (H, W, Cin) with (3, 3, Cin, Cout): nine exact GEMMs."""
     h, w, cin = a.shape
@@ -129,33 +125,53 @@ def _check(fx: dict) -> None:
         raise ValueError(f"fixed-point version {int(fx['version'])} is not supported by this build")
 
 
-def synthesize(y: np.ndarray, quality: int, fx: dict, layers: int = 4) -> np.ndarray:
-    """Integer latent (h, w, M) -> uint8 RGB (16h, 16w, 3), bit-exact on any machine.
-
-    The NumPy reference; :class:`XlaSynthesis` computes the same integers faster.
-    """
+def _constants(fx: dict) -> dict:
+    """The integer parameters with every rescaling as an exact power of two."""
     _check(fx)
-    y = np.clip(np.asarray(y, np.float64), -LATENT_LIMIT, LATENT_LIMIT)
-    a = np.clip(y * fx["inv_gain"][quality - 1], -ACT_LIMIT, ACT_LIMIT)
-    for i in range(layers):
-        acc = _conv3x3(a, fx[f"conv{i}/kernel"]) + fx[f"conv{i}/bias"]
-        a = np.clip(_depth_to_space(_requant(acc, fx[f"conv{i}/shift"])), -ACT_LIMIT, ACT_LIMIT)
-        if i < layers - 1:
-            if int(fx["gdn"]):
-                c = a.shape[-1]
-                norm = np.abs(a).reshape(-1, c) @ fx[f"gdn{i}/gamma"] + fx[f"gdn{i}/beta"]
+    c = {"inv_gain": fx["inv_gain"]}
+    i = 0
+    while f"conv{i}/kernel" in fx:
+        c[f"k{i}"] = fx[f"conv{i}/kernel"]
+        c[f"b{i}"] = fx[f"conv{i}/bias"]
+        c[f"s{i}"] = _pow2(fx[f"conv{i}/shift"])
+        if f"gdn{i}/gamma" in fx:
+            c[f"g{i}"] = fx[f"gdn{i}/gamma"]
+            c[f"beta{i}"] = fx[f"gdn{i}/beta"]
+            c[f"n{i}"] = _pow2(fx[f"gdn{i}/shift"] + FRAC_BITS - NORM_BITS)
+        i += 1
+    c["layers"] = i
+    c["gdn"] = bool(int(fx["gdn"]))
+    return c
+
+
+def _forward(c: dict, y, q, conv, xp):
+    """The synthesis network on integers, written once for NumPy and for jax.numpy
+    (``xp``); ``conv`` is a 'SAME' 3x3 cross-correlation of (H, W, Cin)."""
+    y = xp.clip(y.astype(xp.float64), -LATENT_LIMIT, LATENT_LIMIT)
+    a = xp.clip(y * c["inv_gain"][q], -ACT_LIMIT, ACT_LIMIT)
+    for i in range(c["layers"]):
+        acc = conv(a, c[f"k{i}"]) + c[f"b{i}"]
+        a = xp.clip(_depth_to_space(xp.floor(acc * c[f"s{i}"] + 0.5)), -ACT_LIMIT, ACT_LIMIT)
+        if i < c["layers"] - 1:
+            if c["gdn"]:
                 # normaliser with NORM_BITS fractional bits, then x * norm back to FRAC_BITS
-                norm = np.minimum(_requant(norm, fx[f"gdn{i}/shift"] + FRAC_BITS - NORM_BITS), NORM_LIMIT)
-                a = np.clip(floor_half(a * norm.reshape(a.shape) * _pow2(NORM_BITS)), -ACT_LIMIT, ACT_LIMIT)
+                norm = xp.floor((xp.abs(a) @ c[f"g{i}"] + c[f"beta{i}"]) * c[f"n{i}"] + 0.5)
+                norm = xp.minimum(norm, NORM_LIMIT)
+                a = xp.clip(xp.floor(a * norm * 2.0**-NORM_BITS + 0.5), -ACT_LIMIT, ACT_LIMIT)
             else:
-                a = np.maximum(a, 0.0)
-    return _to_pixels(a, np)
-
-
-def _to_pixels(a, xp):
-    """x = a / 2**F + 1/2 in [0, 1]; pixel = floor(255 x + 1/2), clipped."""
+                a = xp.maximum(a, 0.0)
+    # x = a / 2**F + 1/2 in [0, 1]; pixel = floor(255 x + 1/2), clipped
     pix = xp.floor((a + 2.0 ** (FRAC_BITS - 1)) * (255.0 * 2.0**-FRAC_BITS) + 0.5)
     return xp.clip(pix, 0, 255).astype(xp.uint8)
+
+
+def synthesize(y: np.ndarray, quality: int, fx: dict) -> np.ndarray:
+    """Integer latent (h, w, M) -> uint8 RGB (16h, 16w, 3), bit-exact on any machine.
+
+    The NumPy path (nine GEMMs per convolution); :class:`XlaSynthesis` runs the
+    same integers faster.
+    """
+    return _forward(_constants(fx), np.asarray(y), quality - 1, _conv3x3, np)
 
 
 class XlaSynthesis:
@@ -165,47 +181,23 @@ class XlaSynthesis:
     Runs inside ``jax.enable_x64`` so the rest of the process keeps float32.
     """
 
-    def __init__(self, fx: dict, layers: int = 4):
+    def __init__(self, fx: dict):
         import jax
         import jax.numpy as jnp
 
-        _check(fx)
         self._jax = jax
         self._cpu = jax.devices("cpu")[0]
-        gdn = bool(int(fx["gdn"]))
-        consts = {"inv_gain": fx["inv_gain"]}
-        for i in range(layers):
-            consts[f"k{i}"] = fx[f"conv{i}/kernel"]
-            consts[f"b{i}"] = fx[f"conv{i}/bias"]
-            consts[f"s{i}"] = _pow2(fx[f"conv{i}/shift"])
-            if i < layers - 1 and gdn:
-                consts[f"g{i}"] = fx[f"gdn{i}/gamma"]
-                consts[f"beta{i}"] = fx[f"gdn{i}/beta"]
-                consts[f"n{i}"] = _pow2(fx[f"gdn{i}/shift"] + FRAC_BITS - NORM_BITS)
+        c = _constants(fx)
+        static = {k: c.pop(k) for k in ("layers", "gdn")}
         with jax.enable_x64(True):
-            self._consts = {k: jax.device_put(np.asarray(v, np.float64), self._cpu) for k, v in consts.items()}
+            consts = {k: jax.device_put(np.asarray(v, np.float64), self._cpu) for k, v in c.items()}
+        self._consts = consts
 
-        def run(c, y, q):
-            y = jnp.clip(y.astype(jnp.float64), -LATENT_LIMIT, LATENT_LIMIT)
-            a = jnp.clip(y * c["inv_gain"][q], -ACT_LIMIT, ACT_LIMIT)[None]
-            for i in range(layers):
-                acc = jax.lax.conv_general_dilated(
-                    a, c[f"k{i}"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-                ) + c[f"b{i}"]
-                acc = jnp.floor(acc * c[f"s{i}"] + 0.5)
-                b, h, w, ch = acc.shape
-                a = acc.reshape(b, h, w, 2, 2, ch // 4).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, ch // 4)
-                a = jnp.clip(a, -ACT_LIMIT, ACT_LIMIT)
-                if i < layers - 1:
-                    if gdn:
-                        norm = jnp.floor((jnp.abs(a) @ c[f"g{i}"] + c[f"beta{i}"]) * c[f"n{i}"] + 0.5)
-                        norm = jnp.minimum(norm, NORM_LIMIT)
-                        a = jnp.clip(jnp.floor(a * norm * 2.0**-NORM_BITS + 0.5), -ACT_LIMIT, ACT_LIMIT)
-                    else:
-                        a = jnp.maximum(a, 0.0)
-            return _to_pixels(a[0], jnp)
+        def conv(a, k):
+            nhwc = ("NHWC", "HWIO", "NHWC")
+            return jax.lax.conv_general_dilated(a[None], k, (1, 1), "SAME", dimension_numbers=nhwc)[0]
 
-        self._run = jax.jit(run)
+        self._run = jax.jit(lambda c, y, q: _forward({**c, **static}, y, q, conv, jnp))
 
     def __call__(self, y: np.ndarray, quality: int) -> np.ndarray:
         jax = self._jax

@@ -59,7 +59,7 @@ class ModelConfig:
     filters: tuple = (3, 3, 3)  # factorized prior density-net widths
     # One factorized prior per quality (True) or one shared by all qualities
     # (False, the nk64-1 model).  A shared prior has to cover the latents of
-    # every gain at once: at quality 1 it costs ~25% more bits than an adapted one.
+    # every gain at once: at quality 1 it cost ~30% more bits than an adapted one.
     prior_per_quality: bool = False
 
     def to_dict(self) -> dict:

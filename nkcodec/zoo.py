@@ -104,11 +104,12 @@ def _param_dict(model) -> dict:
     from flax import nnx
 
     state = nnx.state(model, nnx.Param)
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        out[key] = np.asarray(leaf, np.float32)
-    return out
+    return {_param_key(path): np.asarray(leaf, np.float32) for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
+def _param_key(path) -> str:
+    """A parameter's name in weights files: its module-tree path joined by '/'."""
+    return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
 
 
 def export(trainer, path, model_id: int | None = None, extra_meta: dict | None = None, fixed_point: bool = True) -> Path:
@@ -142,11 +143,17 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
     return path
 
 
-def read_params(path) -> tuple:
-    """(parameter dict, metadata) of a weights file."""
+def _read(path, *groups: str) -> tuple:
+    """(metadata, {key: array} per group) of a weights file; groups are the key
+    prefixes ``param``, ``table`` and ``fixed``."""
     with np.load(path) as z:
         meta = json.loads(bytes(z["meta"]).decode())
-        params = {k[len("param/") :]: z[k] for k in z.files if k.startswith("param/")}
+        return meta, *({k[len(g) + 1 :]: z[k] for k in z.files if k.startswith(g + "/")} for g in groups)
+
+
+def read_params(path) -> tuple:
+    """(parameter dict, metadata) of a weights file."""
+    meta, params = _read(path, "param")
     return params, meta
 
 
@@ -159,7 +166,7 @@ def load_params_into(model, params: dict, source="weights") -> None:
     state = nnx.state(model, nnx.Param)
     new = []
     for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        key = "/".join(str(getattr(q, "key", getattr(q, "idx", q))) for q in p)
+        key = _param_key(p)
         if key not in params or params[key].shape != leaf.shape:
             raise ValueError(f"{source} does not match the model at {key}")
         new.append(jnp.asarray(params[key]))
@@ -180,11 +187,7 @@ class LoadedModel:
 
         from .model import CompressionModel, ModelConfig
 
-        with np.load(path) as z:
-            self.meta = json.loads(bytes(z["meta"]).decode())
-            params = {k[len("param/") :]: z[k] for k in z.files if k.startswith("param/")}
-            self.tables = {k[len("table/") :]: z[k] for k in z.files if k.startswith("table/")}
-            fixed = {k[len("fixed/") :]: z[k] for k in z.files if k.startswith("fixed/")}
+        self.meta, params, self.tables, fixed = _read(path, "param", "table", "fixed")
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
         model = CompressionModel(self.config, seed=0)
@@ -209,6 +212,7 @@ class LoadedModel:
             return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
 
         self._enc, self._dec, self._bits = enc, dec, bits
+        self._int_tables = {}  # prior group -> IntTables
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
         self.fixed = fixed or None
         self._fixed_dec = None
@@ -221,23 +225,24 @@ class LoadedModel:
     def latent_channels(self) -> int:
         return self.config.m
 
+    def _prior_group(self, quality: int) -> int:
+        return quality - 1 if self.config.prior_per_quality else 0
+
     def tables_for(self, quality: int) -> dict:
         """The integer tables (``lo``, ``size``, ``freq``; one row per latent channel)
         used at ``quality``: the quality's own rows for a per-quality prior."""
-        m = self.config.m
-        g = quality - 1 if self.config.prior_per_quality else 0
+        m, g = self.config.m, self._prior_group(quality)
         return {k: v[g * m : (g + 1) * m] for k, v in self.tables.items()}
 
     def int_tables(self, quality: int):
         """:class:`~nkcodec.entropy.IntTables` for ``quality``, built once."""
         from .entropy import IntTables
 
-        cache = self.__dict__.setdefault("_int_tables", {})
-        g = quality - 1 if self.config.prior_per_quality else 0
-        if g not in cache:
+        g = self._prior_group(quality)
+        if g not in self._int_tables:
             t = self.tables_for(quality)
-            cache[g] = IntTables(t["freq"], t["size"])
-        return cache[g]
+            self._int_tables[g] = IntTables(t["freq"], t["size"])
+        return self._int_tables[g]
 
     def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).

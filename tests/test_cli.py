@@ -74,3 +74,26 @@ def test_eval_small_folder(tmp_path):
         assert len(c["per_image"][str(c["settings"][0])]) == 2
     assert plot.stat().st_size > 1000
     assert "vs_jpeg" in res["bd_rate"]["webp"]
+
+
+def test_ablation_small_folder(tmp_path):
+    from nkcodec.evaluate import run_ablation
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _write_photo(folder / "a.png")
+    _write_photo(folder / "b.png", 40, 56)
+    res = run_ablation(folder, json_path=tmp_path / "a.json", qualities=[1, 4], progress=False)
+    assert json.loads((tmp_path / "a.json").read_text())["images"] == 2
+    curves = res["curves"]
+    for p in ("paper", "scalar-rle", "scalar", "cluster"):
+        assert curves[p]["settings"] == [1, 4]
+    assert curves["rle"]["results"]["psnr"] == [float("inf")]  # lossless
+    table = res["model_table"]
+    assert list(table) == [1, 4]
+    for i, q in enumerate((1, 4)):
+        assert table[q]["bpp"] == curves["scalar"]["results"]["bpp"][i]
+        assert 0 < table[q]["est_bpp"] < table[q]["bpp"]  # the estimate has no container overhead
+    assert set(res["key_cost"]) == {1, 4}
+    for nk, plain in res["key_cost"].values():
+        assert nk >= plain  # squared keys never take fewer bytes

@@ -1,12 +1,11 @@
 import struct
-import zlib
 
 import pytest
 
 from nkcodec.container import MAX_SIDE, Header, pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
 
-from .common import check_corruption
+from .common import check_corruption, with_fixed_crc
 
 
 def _stream(**kw):
@@ -26,10 +25,6 @@ def test_fuzz_truncation_and_flips():
     check_corruption(unpack_container, _stream(), flips=500)
 
 
-def _with_crc(body: bytes) -> bytes:
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
 def test_lengths_checked_before_allocation():
     data = _stream()
     body = bytearray(data[:-4])
@@ -37,30 +32,30 @@ def test_lengths_checked_before_allocation():
     big = bytearray(body)
     struct.pack_into("<II", big, 4, MAX_SIDE + 1, 5)
     with pytest.raises(CorruptStreamError, match="outside"):
-        unpack_container(_with_crc(bytes(big)))
+        unpack_container(with_fixed_crc(bytes(big)))
     big = bytearray(body)
     struct.pack_into("<II", big, 4, MAX_SIDE, MAX_SIDE)
     with pytest.raises(CorruptStreamError, match="cap"):
-        unpack_container(_with_crc(bytes(big)))
+        unpack_container(with_fixed_crc(bytes(big)))
     # a section that claims 4 GiB
     plen = struct.unpack_from("<I", body, 18)[0]
     sec0 = 22 + plen + 2
     lie = bytearray(body)
     struct.pack_into("<I", lie, sec0, 0xFFFFFFFF)
     with pytest.raises(CorruptStreamError, match="claims"):
-        unpack_container(_with_crc(bytes(lie)))
+        unpack_container(with_fixed_crc(bytes(lie)))
     # bad version, bad magic
     v = bytearray(body)
     v[3] = 99
     with pytest.raises(CorruptStreamError, match="version"):
-        unpack_container(_with_crc(bytes(v)))
+        unpack_container(with_fixed_crc(bytes(v)))
     with pytest.raises(CorruptStreamError, match="magic"):
         unpack_container(b"PNG" + data[3:])
     # parameters that are not a JSON object
     j = bytearray(body)
     j[22] = ord("[")
     with pytest.raises(CorruptStreamError, match="JSON"):
-        unpack_container(_with_crc(bytes(j)))
+        unpack_container(with_fixed_crc(bytes(j)))
 
 
 def test_not_bytes():

@@ -28,7 +28,7 @@ def _latent(shape, seed=0, scale=3.0):
 
 
 def _shift(v: np.ndarray, s) -> np.ndarray:
-    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of _requant."""
+    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of the rescaling in fixed._forward."""
     s = np.asarray(s, np.int64)
     pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
     return np.where(s > 0, (v + (np.int64(1) << np.maximum(pos - 1, 0))) >> pos, v << neg)

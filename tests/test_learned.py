@@ -7,7 +7,7 @@ import nkcodec
 from nkcodec import zoo
 from nkcodec.errors import CorruptStreamError
 
-from .common import check_backwards_compatibility, check_corruption
+from .common import check_backwards_compatibility, check_corruption, with_fixed_crc
 
 PRESETS = ["scalar", "paper", "scalar-rle", "cluster"]
 
@@ -62,11 +62,10 @@ def test_corrupt_learned_streams(preset):
 
 def test_unknown_model_id_is_reported():
     import struct
-    import zlib
 
     data = bytearray(nkcodec.compress(_photo((8, 8, 3)), quality=3)[:-4])
     struct.pack_into("<H", data, 16, 999)
-    data = bytes(data) + struct.pack("<I", zlib.crc32(bytes(data)))
+    data = with_fixed_crc(bytes(data))
     with pytest.raises(CorruptStreamError, match="model id 999"):
         nkcodec.decompress(data)
 
