@@ -103,6 +103,7 @@ def _train(args) -> int:
         init=args.init,
         eval_dir=args.eval_dir,
         max_seconds=args.max_seconds,
+        fit_seconds=args.fit_seconds,
     )
     print(f"stopped at step {trainer.step}; checkpoint in {Path(args.workdir) / 'ckpt.npz'}")
     return 0
@@ -204,6 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
     t.add_argument("--steps", type=int, help="total steps of the schedule (default 200000)")
     t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")
+    t.add_argument(
+        "--fit-seconds",
+        type=float,
+        help="measure the step rate, then fit the rest of the schedule (hold, then cosine decay) into this much wall time",
+    )
     t.add_argument("--batch", type=int, help="crops per step (default 16)")
     t.add_argument("--crop", type=int, help="crop size in pixels (default 64)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")

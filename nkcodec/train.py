@@ -78,9 +78,13 @@ def load_images(folder, min_side: int = 64) -> list:
     return out
 
 
-def random_crops(images: list, batch: int, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """A float32 batch (B, crop, crop, 3) in [0, 1] of random crops with flips."""
-    out = np.empty((batch, crop, crop, 3), np.float32)
+def random_crops_u8(images: list, batch: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A uint8 batch (B, crop, crop, 3) of random crops with random flips.
+
+    Kept in uint8 until it reaches the device (a quarter of the bytes to copy;
+    on a GPU the float conversion on the host was half the step time).
+    """
+    out = np.empty((batch, crop, crop, 3), np.uint8)
     for b in range(batch):
         im = images[rng.integers(len(images))]
         y = rng.integers(im.shape[0] - crop + 1)
@@ -91,7 +95,12 @@ def random_crops(images: list, batch: int, crop: int, rng: np.random.Generator) 
         if rng.random() < 0.5:
             c = c[::-1]
         out[b] = c
-    return out / np.float32(255.0)
+    return out
+
+
+def random_crops(images: list, batch: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A float32 batch (B, crop, crop, 3) in [0, 1] of random crops with flips."""
+    return random_crops_u8(images, batch, crop, rng) / np.float32(255.0)
 
 
 def _rd_terms(out, x):
@@ -111,7 +120,8 @@ def loss_fn(model, x, q, key):
 
 
 @nnx.jit
-def train_step(model, optimizer, x, q, key):
+def train_step(model, optimizer, x_u8, q, key):
+    x = x_u8.astype(jnp.float32) / jnp.float32(255.0)
     grad_fn = nnx.value_and_grad(loss_fn, has_aux=True)
     (loss, (bpp, mse)), grads = grad_fn(model, x, q, key)
     optimizer.update(model, grads)
@@ -128,15 +138,26 @@ def eval_step(model, x, q):
 
 
 def _schedule(cfg: TrainConfig):
-    decay_at = int(cfg.steps * cfg.decay_start)
+    return _lr_curve(cfg.lr, cfg.warmup, int(cfg.steps * cfg.decay_start), cfg.steps)
+
+
+def _lr_curve(lr: float, warmup: int, decay_at: int, end: int):
+    """Linear warmup to ``lr``, constant until ``decay_at``, cosine to lr/20 at ``end``
+    (positions are the optimizer's own update count)."""
+    warmup = max(warmup, 1)
+    decay_at = max(decay_at, warmup + 1)
     return optax.join_schedules(
         [
-            optax.linear_schedule(cfg.lr * 0.01, cfg.lr, max(cfg.warmup, 1)),
-            optax.constant_schedule(cfg.lr),
-            optax.cosine_decay_schedule(cfg.lr, max(cfg.steps - decay_at, 1), alpha=0.05),
+            optax.linear_schedule(lr * 0.01, lr, warmup),
+            optax.constant_schedule(lr),
+            optax.cosine_decay_schedule(lr, max(end - decay_at, 1), alpha=0.05),
         ],
-        [max(cfg.warmup, 1), max(decay_at, cfg.warmup + 1)],
+        [warmup, decay_at],
     )
+
+
+def _tx(schedule):
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
 
 
 def _flat(tree) -> list:
@@ -260,8 +281,7 @@ class Trainer:
         self.model_cfg = model_cfg
         self.cfg = cfg
         self.model = CompressionModel(model_cfg, seed=cfg.seed)
-        tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(_schedule(cfg)))
-        self.optimizer = nnx.Optimizer(self.model, tx, wrt=nnx.Param)
+        self.optimizer = nnx.Optimizer(self.model, _tx(_schedule(cfg)), wrt=nnx.Param)
         self.ema = jax.tree.map(jnp.array, nnx.state(self.model, nnx.Param))
         self.rng = np.random.default_rng(cfg.seed)
         self.step = 0
@@ -274,11 +294,39 @@ class Trainer:
         nnx.update(model, self.ema)
         return model
 
+    def set_schedule(self, schedule) -> None:
+        """Swap the learning-rate schedule, keeping the Adam moments and update count."""
+        state = nnx.state(self.optimizer)
+        self.optimizer = nnx.Optimizer(self.model, _tx(schedule), wrt=nnx.Param)
+        nnx.update(self.optimizer, state)
+
+    def fit_to_time(self, images, seconds: float, calib: int = 40) -> int:
+        """Plan the rest of training to take about ``seconds`` of wall time.
+
+        Measures the step rate over ``calib`` steps (after one compiling step),
+        then sets a schedule that holds the learning rate for the first
+        ``decay_start`` of the remaining steps and decays it (cosine) over the
+        rest.  Returns the number of steps still to run.  Resuming a
+        checkpoint of such a run later uses ``--steps``/``--decay-start`` again.
+        """
+        t0 = time.time()
+        self.train_steps(images, 1)  # compiles
+        compile_s = time.time() - t0
+        t1 = time.time()
+        self.train_steps(images, calib)
+        rate = calib / (time.time() - t1)
+        left = seconds - (time.time() - t0) - compile_s  # the new schedule compiles once more
+        n = max(int(rate * left * 0.97), 1)  # 3%: evaluations and checkpoints
+        count = int(self.optimizer.step[...])
+        self.set_schedule(_lr_curve(self.cfg.lr, self.cfg.warmup, count + int(n * self.cfg.decay_start), count + n))
+        self.cfg = dataclasses.replace(self.cfg, steps=self.step + n)
+        return n
+
     def train_steps(self, images, n: int, on_step=None):
         """Run n steps; returns the last (loss, bpp, mse)."""
         loss = bpp = mse = float("nan")
         for _ in range(n):
-            x = jnp.asarray(random_crops(images, self.cfg.batch, self.cfg.crop, self.rng))
+            x = jnp.asarray(random_crops_u8(images, self.cfg.batch, self.cfg.crop, self.rng))
             q = jnp.asarray(self.rng.integers(0, NUM_QUALITIES, self.cfg.batch), jnp.int32)
             key = jax.random.PRNGKey(self.rng.integers(1 << 31))
             loss, bpp, mse = train_step(self.model, self.optimizer, x, q, key)
@@ -322,9 +370,14 @@ def train_and_evaluate(
     eval_dir=None,
     max_steps: int | None = None,
     max_seconds: float | None = None,
+    fit_seconds: float | None = None,
     progress: bool = True,
 ) -> Trainer:
     """Train (or resume) until ``cfg.steps``, ``max_steps`` more, or ``max_seconds``.
+
+    With ``fit_seconds`` the schedule is instead planned to end after about
+    that much wall time (see :meth:`Trainer.fit_to_time`): the way to use a
+    borrowed GPU for a fixed time.
 
     Writes ``workdir/ckpt.npz`` every ``cfg.ckpt_seconds`` and at the end, and
     appends one JSON line per log event to ``workdir/train.log``.
@@ -343,6 +396,7 @@ def train_and_evaluate(
         if init:
             init_from_weights(trainer, init)
     crops = eval_crops(eval_dir) if eval_dir else None
+    t_start = time.time()
     log = open(workdir / "train.log", "a")
     ckpt = workdir / "ckpt.npz"
 
@@ -352,10 +406,14 @@ def train_and_evaluate(
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
+    if fit_seconds is not None:
+        t0 = time.time()
+        n = trainer.fit_to_time(images, fit_seconds - (t0 - t_start))
+        trainer.wall_seconds += time.time() - t0
+        write(event="fit", steps_left=n, device=str(jax.devices()[0]))
     end = trainer.cfg.steps if max_steps is None else min(trainer.cfg.steps, trainer.step + max_steps)
     bar = tqdm(total=end, initial=trainer.step, disable=not progress, smoothing=0.05, mininterval=5)
-    t_start = time.time()
-    t_ckpt = t_start
+    t_ckpt = time.time()
     stop = {"flag": False}
 
     def _on_term(signum, frame):  # finish the current block, checkpoint, exit

@@ -24,10 +24,10 @@ import numpy as np
 
 __all__ = ["DEFAULT_MODEL", "export", "load_model", "LoadedModel", "compute_tables", "weights_path", "MODEL_IDS"]
 
-DEFAULT_MODEL = "nk64-2"
+DEFAULT_MODEL = "nk64-3"
 # model id stored in each stream -> weights file name.  Never reuse an id:
 # a retrained model gets a new id so old streams keep decoding with old weights.
-MODEL_IDS = {1: "nk64-1", 2: "nk64-2"}
+MODEL_IDS = {1: "nk64-1", 2: "nk64-2", 3: "nk64-3"}
 TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
 TAIL_MASS = 1e-7  # probability left to the two escape bins
 

@@ -114,6 +114,31 @@ def test_resume_with_lower_lr(tmp_path):
         np.testing.assert_array_equal(u, v)
 
 
+def test_fit_to_time_plans_schedule_and_keeps_adam_state():
+    """fit_to_time measures the step rate, then swaps in a schedule that ends at the
+    planned step, keeping the Adam moments and update count; training carries on."""
+    tr = _trainer()
+    imgs = _images()
+    tr.train_steps(imgs, 2)
+    n = tr.fit_to_time(imgs, seconds=4.0, calib=3)
+    assert n >= 1 and tr.cfg.steps == tr.step + n
+    count = int(tr.optimizer.step[...])
+    assert count == tr.step  # 2 + 1 compiling + 3 measured steps
+    before = _leaves(T.nnx.state(tr.optimizer))
+    tr.set_schedule(T._lr_curve(1e-3, 1, count + 1, count + 2))
+    for u, v in zip(before, _leaves(T.nnx.state(tr.optimizer))):
+        np.testing.assert_array_equal(u, v)
+    loss, _, _ = tr.train_steps(imgs, 2)
+    assert np.isfinite(loss) and int(tr.optimizer.step[...]) == count + 2
+
+
+def test_lr_curve_shape():
+    f = T._lr_curve(1e-3, 10, 100, 200)
+    assert float(f(0)) == pytest.approx(1e-5, rel=1e-3)
+    assert float(f(50)) == pytest.approx(1e-3, rel=1e-3)
+    assert float(f(150)) < 1e-3 and float(f(200)) == pytest.approx(5e-5, rel=1e-3)
+
+
 def test_train_cli_resume(tmp_path):
     from PIL import Image
 
