@@ -41,7 +41,7 @@ def rd_tables(path: str = "eval_kodak.json") -> str:
 def ablation_tables(path: str = "ablation_kodak.json") -> str:
     d = _load(path)
     curves, bd = d["curves"], d["bd_rate_vs_jpeg"]
-    cols = [c for c in ("paper", "scalar-rle", "scalar", "cluster") if c in curves]
+    cols = [c for c in ("paper", "scalar-rle", "scalar", "context", "cluster") if c in curves]
     out = ["| quality | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for i in range(8):
         cells = [f"{curves[c]['results']['bpp'][i]:.3f} / {curves[c]['results']['psnr'][i]:.2f}" for c in cols]

@@ -167,6 +167,18 @@ def _export(args) -> int:
     return 0
 
 
+def _fit_context(args) -> int:
+    from .context import NUM_CONTEXTS, add_to_weights, fit
+    from .train import load_images
+    from .zoo import LoadedModel
+
+    m = LoadedModel(args.weights)
+    arrays = fit(m, load_images(args.data), k=args.contexts or NUM_CONTEXTS)
+    path = add_to_weights(args.weights, arrays)
+    print(f"wrote context tables ({arrays['freq'].size} frequencies, {int(arrays['images'])} images) into {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from .codec import PRESETS, _ALIASES
 
@@ -241,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True)
     x.add_argument("--model-id", type=int, required=True, help="new id for streams made with these weights")
     x.set_defaults(func=_export)
+
+    f = sub.add_parser("fit-context", help="count the context preset's tables on training images into a weights file")
+    f.add_argument("weights", help="weights file (.npz) to extend, e.g. one just exported")
+    f.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    f.add_argument("--contexts", type=int, help="contexts per channel (default 8)")
+    f.set_defaults(func=_fit_context)
     return p
 
 

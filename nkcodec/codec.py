@@ -223,6 +223,8 @@ def _decode_latent_syms(m, params: dict, sections: list, n: int, quality: int) -
     """Inverse of :func:`_code_latent`: (n, M) int32."""
     from .entropy import decode_symbols, unpack_varints
 
+    if not isinstance(params, dict):
+        raise CorruptStreamError("latent parameters are not a mapping")
     n_esc = params.get("escapes")
     if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * m.latent_channels:
         raise CorruptStreamError(f"bad escape count {n_esc!r}")
@@ -263,6 +265,35 @@ class ScalarPreset(_LearnedBase):
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
         y = _decode_latent_syms(m, header.params.get("latent") or {}, sections, h * w, header.quality)
+        return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
+
+
+class ContextPreset(_LearnedBase):
+    """Learned codec, the default: as ``scalar``, but each latent channel is coded
+    with tables chosen by the activity of the channels coded before it
+    (:mod:`nkcodec.context`); needs a model with context tables (nk64-3 on)."""
+
+    name = "context"
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from .context import code_latent
+
+        ct = self.model.context_tables(self.quality)
+        y = self.model.encode_latent(rgb, self.quality)
+        params, sections = code_latent(ct, y)
+        return {"latent": params}, sections
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        from .context import decode_latent
+
+        if len(sections) != 2:
+            raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
+        try:
+            ct = m.context_tables(header.quality)
+        except ValueError as e:
+            raise CorruptStreamError(str(e)) from None
+        h, w = _latent_hw(header)
+        y = decode_latent(ct, header.params.get("latent") or {}, sections, h * w)
         return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
 
 
@@ -404,12 +435,13 @@ PRESETS = {
     "rle": RlePreset,
     "palette": PalettePreset,
     "scalar": ScalarPreset,
+    "context": ContextPreset,
     "paper": PaperPreset,
     "scalar-rle": ScalarRlePreset,
     "cluster": ClusterPreset,
 }
 # "default" names the best preset measured so far; the learned codec takes it over.
-_ALIASES = {"default": "scalar"}
+_ALIASES = {"default": "context"}
 
 
 def _resolve(preset: str) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "IntTables",
     "encode_symbols",
     "decode_symbols",
+    "SymbolDecoder",
     "encode_adaptive",
     "decode_adaptive",
     "pack_varints",
@@ -64,37 +65,49 @@ class IntTables:
         return self._models[k]
 
 
-def encode_symbols(streams: list, tables: IntTables) -> bytes:
-    """ANS-code ``streams[k]`` (int symbols in 0..size[k]-1) with table k, into bytes."""
+def encode_symbols(streams: list, tables: IntTables, checked: bool = False) -> bytes:
+    """ANS-code ``streams[k]`` (int symbols in 0..size[k]-1) with table k, into bytes.
+
+    ``checked=True`` skips the range check for callers whose symbols are in range
+    by construction (int32 arrays)."""
     import constriction
 
     coder = constriction.stream.stack.AnsCoder()
     for k in reversed(range(len(streams))):
-        s = np.ascontiguousarray(streams[k], np.int32)
-        if s.size:
-            if s.min() < 0 or s.max() >= tables.size[k]:
+        s = streams[k] if checked else np.ascontiguousarray(streams[k], np.int32)
+        if s.size and tables.size[k] > 1:  # a one-symbol alphabet costs nothing
+            if not checked and (s.min() < 0 or s.max() >= tables.size[k]):
                 raise ValueError(f"symbol out of range for table {k}")
-            if tables.size[k] > 1:  # a one-symbol alphabet costs nothing
-                coder.encode_reverse(s, tables.model(k))
+            coder.encode_reverse(s, tables.model(k))
     return coder.get_compressed().tobytes()
 
 
 def decode_symbols(data: bytes, tables: IntTables, counts: list) -> list:
     """Inverse of :func:`encode_symbols`; ``counts[k]`` symbols per table."""
-    import constriction
+    dec = SymbolDecoder(data)
+    return [dec.decode(tables, k, n) for k, n in enumerate(counts)]
 
-    if len(data) % 4:
-        raise CorruptStreamError("entropy-coded section is not a whole number of 32-bit words")
-    words = np.frombuffer(data, np.uint32).copy()
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        out = [
-            coder.decode(tables.model(k), int(n)) if n and tables.size[k] > 1 else np.zeros(int(n), np.int32)
-            for k, n in enumerate(counts)
-        ]
-    except Exception as e:  # constriction raises its own errors on impossible states
-        raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
-    return out
+
+class SymbolDecoder:
+    """Decodes the streams of :func:`encode_symbols` one at a time, so that the
+    next stream's length and table may depend on what was decoded before."""
+
+    def __init__(self, data: bytes):
+        import constriction
+
+        if len(data) % 4:
+            raise CorruptStreamError("entropy-coded section is not a whole number of 32-bit words")
+        self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
+
+    def decode(self, tables: IntTables, k: int, n: int) -> np.ndarray:
+        """``n`` symbols coded with table ``k``."""
+        n = int(n)
+        if not n or tables.size[k] <= 1:
+            return np.zeros(n, np.int32)
+        try:
+            return self._coder.decode(tables.model(k), n)
+        except Exception as e:  # constriction raises its own errors on impossible states
+            raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
 
 
 def pack_varints(values) -> bytes:

@@ -176,7 +176,7 @@ def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), pape
     return result
 
 
-ABLATION = ("paper", "scalar-rle", "scalar", "cluster")
+ABLATION = ("paper", "scalar-rle", "scalar", "context", "cluster")
 
 
 def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool = True) -> dict:

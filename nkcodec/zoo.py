@@ -187,7 +187,8 @@ class LoadedModel:
 
         from .model import CompressionModel, ModelConfig
 
-        self.meta, params, self.tables, fixed = _read(path, "param", "table", "fixed")
+        self.meta, params, self.tables, fixed, self.ctx = _read(path, "param", "table", "fixed", "ctx")
+        self.name = Path(path).stem
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
         model = CompressionModel(self.config, seed=0)
@@ -213,6 +214,7 @@ class LoadedModel:
 
         self._enc, self._dec, self._bits = enc, dec, bits
         self._int_tables = {}  # prior group -> IntTables
+        self._ctx_tables = None  # per-quality ContextTables, built on first use
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
         self.fixed = fixed or None
         self._fixed_dec = None
@@ -243,6 +245,18 @@ class LoadedModel:
             t = self.tables_for(quality)
             self._int_tables[g] = IntTables(t["freq"], t["size"])
         return self._int_tables[g]
+
+    def context_tables(self, quality: int):
+        """:class:`~nkcodec.context.ContextTables` for ``quality`` (the ``context``
+        preset); ValueError if this model's file has none."""
+        if not self.ctx:
+            raise ValueError(f"model {self.name} has no context tables; use preset='scalar' with it")
+        if self._ctx_tables is None:
+            from .context import ContextTables
+            from .model import NUM_QUALITIES
+
+            self._ctx_tables = ContextTables.from_arrays(self.ctx, [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)])
+        return self._ctx_tables[quality - 1]
 
     def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).

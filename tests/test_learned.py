@@ -1,4 +1,4 @@
-"""The learned presets (scalar = default, paper) with the shipped weights."""
+"""The learned presets (context = default, scalar, paper, ...) with the shipped weights."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption, with_fixed_crc
 
-PRESETS = ["scalar", "paper", "scalar-rle", "cluster"]
+PRESETS = ["context", "scalar", "paper", "scalar-rle", "cluster"]
 
 
 def _photo(shape, seed=0):
@@ -39,11 +39,11 @@ def test_round_trip_shapes(preset, shape):
     assert nkcodec.compress(img, quality=4, preset=preset) == data  # identical bytes
 
 
-def test_default_is_scalar_and_quality_changes_rate():
+def test_default_is_context_and_quality_changes_rate():
     img = _photo((64, 96, 3))
     a = nkcodec.compress(img, quality=1)
     b = nkcodec.compress(img, quality=8)
-    assert nkcodec.container.unpack_container(a)[0].preset == "scalar"
+    assert nkcodec.container.unpack_container(a)[0].preset == "context"
     assert nkcodec.decompress(a).shape == img.shape
     assert len(a) != len(b)
 
@@ -76,6 +76,8 @@ def test_fixture_learned(preset, model_id):
     """Every shipped model keeps decoding its committed streams (one per preset)."""
     img = _photo((48, 64, 3), seed=7)
     name = zoo.MODEL_IDS[model_id]
+    if preset == "context" and not zoo.load_model(name).ctx:
+        pytest.skip(f"{name} has no context tables")
     check_backwards_compatibility(
         f"{preset}_v1_model{model_id}",
         nkcodec.decompress,
@@ -90,3 +92,46 @@ def test_deep_corruption_learned(preset):
 
     data = nkcodec.compress(_photo((20, 36, 3)), quality=3, preset=preset)
     check_deep_corruption(nkcodec.decompress, data, flips=60)
+
+
+def test_context_preset_needs_context_tables():
+    with pytest.raises(ValueError, match="no context tables"):
+        nkcodec.compress(_photo((16, 16, 3)), preset="context", model="nk64-2")
+
+
+@pytest.mark.parametrize("quality", [1, 8])
+def test_context_coding_is_lossless_on_hostile_latents(quality):
+    """Any int latent, escapes and huge values included, comes back exactly."""
+    from nkcodec import context
+
+    ct = zoo.load_model().context_tables(quality)
+    rng = np.random.default_rng(quality)
+    y = rng.integers(-3, 4, (5, 7, ct.order.size)).astype(np.int32)
+    y[0, 0, :5] = [1 << 20, -(1 << 20), 400, -400, 0]
+    y[4, 6] = rng.integers(-5000, 5000, ct.order.size)
+    params, sections = context.code_latent(ct, y)
+    assert params["escapes"] > 0
+    out = context.decode_latent(ct, params, sections, 35)
+    np.testing.assert_array_equal(out.reshape(y.shape), y)
+    with pytest.raises(CorruptStreamError):
+        context.decode_latent(ct, {"escapes": params["escapes"] + 1}, sections, 35)
+    with pytest.raises(CorruptStreamError):
+        context.decode_latent(ct, [], sections, 35)
+
+
+def test_context_beats_scalar_on_a_photo():
+    """The contexts pay off on real photo content (Kodak crop when present, else a synthetic photo)."""
+    from pathlib import Path
+
+    p = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak" / "kodim23.png"
+    if p.exists():
+        from PIL import Image
+
+        img = np.asarray(Image.open(p).convert("RGB"))[:256, :256]
+    else:
+        img = _photo((256, 256, 3), seed=3)
+    a = nkcodec.compress(img, quality=4, preset="scalar")
+    b = nkcodec.compress(img, quality=4, preset="context")
+    np.testing.assert_array_equal(nkcodec.decompress(a), nkcodec.decompress(b))
+    if p.exists():
+        assert len(b) < len(a)

@@ -216,3 +216,26 @@ def test_checkpoint_widened_to_per_quality_prior(tmp_path):
     T.save_checkpoint(tmp_path / "c.npz", b)
     c = T.load_checkpoint(tmp_path / "c.npz")
     assert c.model_cfg.prior_per_quality and c.step == 5
+
+
+def test_fit_context_tables_into_weights(tmp_path):
+    """fit-context counts tables on images, stores them beside the other groups
+    (which stay as they were) and the context preset codes with them."""
+    from nkcodec import context
+
+    tr = _trainer()
+    tr.train_steps(_images(), 2)
+    path = zoo.export(tr, tmp_path / "w.npz", model_id=9)
+    before = dict(np.load(path))
+    m = zoo.LoadedModel(path)
+    arrays = context.fit(m, _images(4, seed=3), k=3, progress=False)
+    context.add_to_weights(path, arrays)
+    after = dict(np.load(path))
+    for key, v in before.items():
+        np.testing.assert_array_equal(after[key], v)
+    m2 = zoo.LoadedModel(path)
+    ct = m2.context_tables(5)
+    assert ct.k == 3 and sorted(ct.order.tolist()) == list(range(TINY.m))
+    y = m2.encode_latent(_images(1, seed=8)[0], 5)
+    params, sections = context.code_latent(ct, y)
+    np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[0] * y.shape[1]), y.reshape(-1, TINY.m))

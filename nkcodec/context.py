@@ -1,0 +1,199 @@
+"""Inter-channel context coding of the quantised latent (the ``context`` preset).
+
+The latent's channels are coded one after another, most active first.  Before
+channel ``j`` is coded, every latent position ``p`` has an *activity*
+``A_j(p)``: the sum of ``|y|`` over the channels already coded at ``p``, an
+integer the decoder knows as well.  ``K - 1`` integer thresholds per channel
+split the activity into ``K`` contexts, and every (channel, context) pair has
+its own integer frequency table, counted once on latents of the training photos
+(never Kodak) and stored in the weights file (group ``ctx/``).  Textured
+regions are active in many channels at once, so the contexts work like a
+small hyperprior that needs no training and no side information.
+
+Everything the decoder computes is integer arithmetic on decoded symbols, so
+the tables it selects are the encoder's on every machine.
+
+Examples
+--------
+>>> import numpy as np
+>>> contexts(np.array([0, 1, 3, 4, 9]), np.array([1, 4])).tolist()  # thresholds passed
+[0, 1, 1, 2, 2]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorruptStreamError
+
+__all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", "decode_latent"]
+
+NUM_CONTEXTS = 8
+PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts sane
+_TOTAL = 1 << 16
+MAX_LATENT = 1 << 20  # as the scalar preset's check
+
+
+def contexts(activity: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Context index (0..K-1) of each activity value for one channel: how many
+    of the channel's K-1 thresholds the activity has reached."""
+    return np.searchsorted(thresholds, activity, side="right")
+
+
+class ContextTables:
+    """The context model of one quality: channel ``order``, ``thresholds``
+    (M, K-1), the value range ``lo``/``size`` per ordered channel (the model's
+    own tables, escapes included) and :class:`~nkcodec.entropy.IntTables` with
+    one row per (ordered channel j, context k) at ``j * K + k``."""
+
+    def __init__(self, order, thresholds, lo, size, freq_rows):
+        from .entropy import IntTables
+
+        self.order = np.asarray(order, np.int64)
+        self.thresholds = np.asarray(thresholds, np.int64)
+        self.k = self.thresholds.shape[1] + 1
+        self.lo = np.asarray(lo, np.int64)
+        self.size = np.asarray(size, np.int64)
+        width = int(self.size.max())
+        freq = np.zeros((len(freq_rows), width), np.uint32)
+        for i, r in enumerate(freq_rows):
+            freq[i, : r.size] = r
+        self.tables = IntTables(freq, np.repeat(self.size, self.k))
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, model_tables: list) -> list:
+        """One ContextTables per quality from a weights file's ``ctx/`` group;
+        ``model_tables[q-1]`` is the model's own ``tables_for(q)``."""
+        order, thr, flat = arrays["order"], arrays["thresholds"], arrays["freq"]
+        out, pos = [], 0
+        for q, t in enumerate(model_tables):
+            o = order[q].astype(np.int64)
+            if sorted(o.tolist()) != list(range(o.size)):
+                raise ValueError("context tables: channel order is not a permutation")
+            lo, size = t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o]
+            k = thr.shape[2] + 1
+            rows = []
+            for s in np.repeat(size, k):
+                rows.append(flat[pos : pos + s].astype(np.uint32))
+                pos += s
+            if pos > flat.size or any(r.sum() != _TOTAL for r in rows):
+                raise ValueError("context tables do not match the model's tables")
+            out.append(cls(o, thr[q], lo, size, rows))
+        if pos != flat.size:
+            raise ValueError("context tables do not match the model's tables")
+        return out
+
+
+def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
+    """Count context tables for a :class:`~nkcodec.zoo.LoadedModel` on training
+    images (uint8 RGB arrays) at every quality; returns the ``ctx/`` arrays."""
+    from tqdm import tqdm
+
+    from .model import NUM_QUALITIES
+    from .zoo import _quantize_pmf
+
+    M = m.latent_channels
+    orders, thresholds, rows = [], [], []
+    bar = tqdm(total=NUM_QUALITIES * len(images), desc="context tables", disable=not progress)
+    for q in range(1, NUM_QUALITIES + 1):
+        ys = []
+        for im in images:
+            ys.append(m.encode_latent(im, q).reshape(-1, M).astype(np.int64))
+            bar.update(1)
+        Y = np.concatenate(ys)
+        t = m.tables_for(q)
+        order = np.argsort(-np.abs(Y).mean(0), kind="stable")
+        activity = np.zeros(Y.shape[0], np.int64)
+        thr_q = np.zeros((M, k - 1), np.int64)
+        for j, c in enumerate(order):
+            thr_q[j] = np.quantile(activity, np.linspace(0, 1, k + 1)[1:-1], method="lower")
+            ctx = contexts(activity, thr_q[j])
+            lo, size = int(t["lo"][c]), int(t["size"][c])
+            idx = np.clip(Y[:, c] - lo + 1, 0, size - 1)
+            counts = np.zeros((k, size))
+            np.add.at(counts, (ctx, idx), 1.0)
+            base = t["freq"][c, :size].astype(np.float64) / _TOTAL
+            rows += [_quantize_pmf(counts[i] + PSEUDO_COUNTS * base, _TOTAL) for i in range(k)]
+            activity += np.abs(Y[:, c])
+        orders.append(order)
+        thresholds.append(thr_q)
+    bar.close()
+    return {
+        "order": np.asarray(orders, np.int16),
+        "thresholds": np.asarray(thresholds, np.int64),
+        "freq": np.concatenate(rows).astype(np.uint16),
+        "images": np.asarray(len(images), np.int64),
+    }
+
+
+def add_to_weights(path, arrays: dict) -> Path:
+    """Write (or replace) the ``ctx/`` group of a weights file; other arrays are kept as they are."""
+    path = Path(path)
+    with np.load(path) as z:
+        data = {key: z[key] for key in z.files if not key.startswith("ctx/")}
+    data.update({f"ctx/{key}": v for key, v in arrays.items()})
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **data)
+    os.replace(tmp, path)
+    return path
+
+
+def code_latent(ct: ContextTables, y: np.ndarray):
+    """ANS-code an int latent (..., M) with context tables.  Returns (params, [ans bytes, escape bytes])."""
+    from .entropy import encode_symbols, pack_varints
+
+    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T, dtype=np.int64)  # (M, n)
+    activity = np.zeros(v.shape[1], np.int64)
+    streams, escapes = [], []
+    for j, c in enumerate(ct.order):
+        ctx = contexts(activity, ct.thresholds[j]).astype(np.uint8)
+        perm = np.argsort(ctx, kind="stable")  # radix sort on uint8
+        vals = v[c, perm]
+        idx = vals - ct.lo[j] + 1
+        lo_esc, hi_esc = idx < 1, idx > ct.size[j] - 2
+        idx = np.where(lo_esc, 0, np.where(hi_esc, ct.size[j] - 1, idx)).astype(np.int32)
+        escapes.append(vals[lo_esc | hi_esc])
+        bounds = np.cumsum(np.bincount(ctx, minlength=ct.k))[:-1]
+        streams += np.split(idx, bounds)
+        activity += np.abs(v[c])
+    esc = np.concatenate(escapes)
+    return {"escapes": int(esc.size)}, [encode_symbols(streams, ct.tables, checked=True), pack_varints(esc)]
+
+
+def decode_latent(ct: ContextTables, params: dict, sections: list, n: int) -> np.ndarray:
+    """Inverse of :func:`code_latent`: (n, M) int32."""
+    from .entropy import SymbolDecoder, unpack_varints
+
+    if not isinstance(params, dict):
+        raise CorruptStreamError("latent parameters are not a mapping")
+    n_esc = params.get("escapes")
+    M = ct.order.size
+    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * M:
+        raise CorruptStreamError(f"bad escape count {n_esc!r}")
+    esc_vals = unpack_varints(sections[1], n_esc)
+    if n_esc and np.abs(esc_vals).max() > MAX_LATENT:
+        raise CorruptStreamError("latent value out of range")
+    dec = SymbolDecoder(sections[0])
+    y = np.empty((M, n), np.int64)
+    activity = np.zeros(n, np.int64)
+    used = 0
+    for j, c in enumerate(ct.order):
+        ctx = contexts(activity, ct.thresholds[j]).astype(np.uint8)
+        perm = np.argsort(ctx, kind="stable")
+        counts = np.bincount(ctx, minlength=ct.k)
+        idx = np.concatenate([dec.decode(ct.tables, j * ct.k + i, counts[i]) for i in range(ct.k)]).astype(np.int64)
+        vals = idx + ct.lo[j] - 1
+        esc = (idx == 0) | (idx == ct.size[j] - 1)
+        ne = int(esc.sum())
+        if used + ne > n_esc:
+            raise CorruptStreamError("more escapes than the stream declares")
+        vals[esc] = esc_vals[used : used + ne]
+        used += ne
+        y[c, perm] = vals
+        activity += np.abs(y[c])
+    if used != n_esc:
+        raise CorruptStreamError("escape count disagrees with the decoded symbols")
+    return np.ascontiguousarray(y.T, dtype=np.int32)
