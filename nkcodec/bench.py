@@ -234,8 +234,8 @@ def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
 
 def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
-    from . import zoo
-    from .codec import Codec, _code_latent, _decode_latent_syms, decompress
+    from . import context, zoo
+    from .codec import Codec, decompress
     from .evaluate import _pillow_codec
 
     rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
@@ -243,7 +243,8 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     m = zoo.load_model()
     codec = Codec(quality, "default")
     lat = {k: m.encode_latent(im, quality) for k, im in rgb.items()}  # warm-up / compile
-    coded = {k: _code_latent(m, y, quality) for k, y in lat.items()}
+    ct = m.context_tables(quality)  # the default preset's entropy stage
+    coded = {k: context.code_latent(ct, y) for k, y in lat.items()}
     streams = {k: codec.encode(im) for k, im in rgb.items()}
     for y, im in zip(lat.values(), rgb.values()):
         m.decode_latent(y, quality, im.shape[:2])
@@ -253,9 +254,9 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
 
     t = {
         "analysis": measure(run(lambda k: m.encode_latent(rgb[k], quality)), repeats=repeats),
-        "entropy.encode": measure(run(lambda k: _code_latent(m, lat[k], quality)), repeats=repeats),
+        "entropy.encode": measure(run(lambda k: context.code_latent(ct, lat[k])), repeats=repeats),
         "entropy.decode": measure(
-            run(lambda k: _decode_latent_syms(m, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1], quality)),
+            run(lambda k: context.decode_latent(ct, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1])),
             repeats=repeats,
         ),
         "synthesis": measure(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),

@@ -142,24 +142,35 @@ def add_to_weights(path, arrays: dict) -> Path:
 
 
 def code_latent(ct: ContextTables, y: np.ndarray):
-    """ANS-code an int latent (..., M) with context tables.  Returns (params, [ans bytes, escape bytes])."""
+    """ANS-code an int latent (..., M) with context tables.  Returns (params, [ans bytes, escape bytes]).
+
+    The encoder has every channel at once, so it computes all activities and
+    contexts in one pass (the decoder has to go channel by channel)."""
     from .entropy import encode_symbols, pack_varints
 
-    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T, dtype=np.int64)  # (M, n)
-    activity = np.zeros(v.shape[1], np.int64)
-    streams, escapes = [], []
-    for j, c in enumerate(ct.order):
-        ctx = contexts(activity, ct.thresholds[j]).astype(np.uint8)
-        perm = np.argsort(ctx, kind="stable")  # radix sort on uint8
-        vals = v[c, perm]
-        idx = vals - ct.lo[j] + 1
-        lo_esc, hi_esc = idx < 1, idx > ct.size[j] - 2
-        idx = np.where(lo_esc, 0, np.where(hi_esc, ct.size[j] - 1, idx)).astype(np.int32)
-        escapes.append(vals[lo_esc | hi_esc])
-        bounds = np.cumsum(np.bincount(ctx, minlength=ct.k))[:-1]
-        streams += np.split(idx, bounds)
-        activity += np.abs(v[c])
-    esc = np.concatenate(escapes)
+    # int32 is exact: |y| <= 2**20 (larger values fail the decoder's check) times 192 channels < 2**31
+    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int32)  # (M, n), coding order
+    if np.abs(v).max(initial=0) > MAX_LATENT:
+        raise ValueError("latent value out of range")
+    mag = np.abs(v)
+    activity = np.cumsum(mag, axis=0, dtype=np.int32) - mag  # sum over the channels coded before
+    thr = np.minimum(ct.thresholds, np.iinfo(np.int32).max).astype(np.int32)
+    kdt = np.int16 if v.shape[0] * ct.k < 1 << 15 else np.int32  # int16 sorts by radix
+    key = np.repeat(np.arange(v.shape[0], dtype=kdt) * ct.k, v.shape[1]).reshape(v.shape)
+    for i in range(ct.k - 1):  # contexts(): how many thresholds the activity has reached
+        key += activity >= thr[:, i : i + 1]
+    key = key.ravel()
+    perm = np.argsort(key, kind="stable")  # channel, then context, then position
+    vals = v.ravel()[perm].astype(np.int64)  # channel j's values fill block j, so:
+    row_size = np.repeat(ct.size, v.shape[1])
+    idx = vals - np.repeat(ct.lo, v.shape[1]) + 1
+    lo_esc, hi_esc = idx < 1, idx > row_size - 2
+    idx = np.where(lo_esc, 0, np.where(hi_esc, row_size - 1, idx)).astype(np.int32)
+    counts = np.bincount(key, minlength=ct.order.size * ct.k)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    streams = [idx[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+    esc = vals[lo_esc | hi_esc]
     return {"escapes": int(esc.size)}, [encode_symbols(streams, ct.tables, checked=True), pack_varints(esc)]
 
 
