@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .errors import CorruptStreamError
@@ -39,7 +40,22 @@ PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts s
 _TOTAL = 1 << 16
 MAX_LATENT = 1 << 20  # as the scalar preset's check
 WEIGHT_BITS = 12  # fixed-point scale of the prediction weights
-MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, 192 channels: every sum < 2**43, exact in float64
+MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, 192 channels: every sum < 2**43 (int64; exact in float64 too)
+
+
+@numba.njit(cache=True, nogil=True)
+def _activity(weights, mag, j0, j1):
+    """Rows j0..j1-1 of ``weights @ mag`` in int64 (weights strictly lower triangular,
+    so row j only reads channels before j).  Exact: every sum is below 2**43."""
+    n = mag.shape[1]
+    out = np.zeros((j1 - j0, n), np.int64)
+    for j in range(j0, j1):
+        for i in range(j):
+            w = weights[j, i]
+            if w != 0:
+                for p in range(n):
+                    out[j - j0, p] += w * mag[i, p]
+    return out
 
 
 def contexts(activity: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -58,7 +74,7 @@ class ContextTables:
         from .entropy import IntTables
 
         self.order = np.asarray(order, np.int64)
-        self.weights = np.tril(np.asarray(weights, np.float64), -1)  # integers; row j uses channels before j
+        self.weights = np.ascontiguousarray(np.tril(np.asarray(weights, np.int64), -1))  # row j: channels before j
         self.thresholds = np.asarray(thresholds, np.int64)
         self.k = self.thresholds.shape[1] + 1
         self.lo = np.asarray(lo, np.int64)
@@ -166,9 +182,7 @@ def code_latent(ct: ContextTables, y: np.ndarray):
     v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int32)  # (M, n), coding order
     if np.abs(v).max(initial=0) > MAX_LATENT:
         raise ValueError("latent value out of range")
-    # (M, n), exact integer sums.  einsum, not BLAS: OpenBLAS threads left spinning
-    # after a product slowed the next analysis pass by ~15% on 2 cores
-    activity = np.einsum("ji,in->jn", ct.weights, np.abs(v).astype(np.float64), optimize=False).astype(np.int64)
+    activity = _activity(ct.weights, np.abs(v).astype(np.int64), 0, v.shape[0])  # (M, n)
     thr = ct.thresholds
     kdt = np.int16 if v.shape[0] * ct.k < 1 << 15 else np.int32  # int16 sorts by radix
     key = np.repeat(np.arange(v.shape[0], dtype=kdt) * ct.k, v.shape[1]).reshape(v.shape)
@@ -204,10 +218,10 @@ def decode_latent(ct: ContextTables, params: dict, sections: list, n: int) -> np
         raise CorruptStreamError("latent value out of range")
     dec = SymbolDecoder(sections[0])
     y = np.empty((M, n), np.int64)
-    mag = np.zeros((M, n), np.float64)  # |y| in coding order, filled as channels are decoded
+    mag = np.zeros((M, n), np.int64)  # |y| in coding order, filled as channels are decoded
     used = 0
     for j, c in enumerate(ct.order):
-        activity = np.einsum("i,in->n", ct.weights[j, :j], mag[:j], optimize=False).astype(np.int64)  # exact sums
+        activity = _activity(ct.weights, mag, j, j + 1)[0]
         ctx = contexts(activity, ct.thresholds[j]).astype(np.uint8)
         perm = np.argsort(ctx, kind="stable")
         counts = np.bincount(ctx, minlength=ct.k)
