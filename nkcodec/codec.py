@@ -19,6 +19,7 @@ import numpy as np
 
 from . import rle
 from .container import MAX_PIXELS, MAX_SIDE, Header, pack_container, unpack_container
+from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
 __all__ = ["Codec", "compress", "decompress", "PRESETS", "check_image"]
@@ -204,43 +205,32 @@ class _LearnedBase:
 def _code_latent(m, y: np.ndarray, quality: int):
     """ANS-code an int latent (..., M) channel by channel with the model's integer
     tables for ``quality``; out-of-table values escape.  Returns (params, [ans bytes, escape bytes])."""
-    from .entropy import encode_symbols, pack_varints
+    from .entropy import encode_symbols, pack_varints, to_symbols
 
     tables = m.tables_for(quality)
-    lo = tables["lo"].astype(np.int64)
-    size = tables["size"].astype(np.int64)
+    lo = tables["lo"].astype(np.int64)[:, None]
+    size = tables["size"].astype(np.int64)[:, None]
     vals = np.moveaxis(y.reshape(-1, y.shape[-1]), 1, 0).astype(np.int64)  # (M, n)
-    idx = vals - lo[:, None] + 1
-    esc_lo = idx < 1
-    esc_hi = idx > (size[:, None] - 2)
-    esc = esc_lo | esc_hi
-    idx = np.where(esc_lo, 0, np.where(esc_hi, size[:, None] - 1, idx))
+    idx, esc = to_symbols(vals, lo, size)
     data = encode_symbols(list(idx), m.int_tables(quality))
     return {"escapes": int(esc.sum())}, [data, pack_varints(vals[esc])]
 
 
 def _decode_latent_syms(m, params: dict, sections: list, n: int, quality: int) -> np.ndarray:
     """Inverse of :func:`_code_latent`: (n, M) int32."""
-    from .entropy import decode_symbols, unpack_varints
+    from .entropy import MAX_LATENT, decode_symbols, escape_count, from_symbols, unpack_varints
 
-    if not isinstance(params, dict):
-        raise CorruptStreamError("latent parameters are not a mapping")
-    n_esc = params.get("escapes")
-    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * m.latent_channels:
-        raise CorruptStreamError(f"bad escape count {n_esc!r}")
+    n_esc = escape_count(params, n * m.latent_channels)
     idx = np.stack(decode_symbols(sections[0], m.int_tables(quality), [n] * m.latent_channels)).astype(np.int64)
     tables = m.tables_for(quality)
-    lo = tables["lo"].astype(np.int64)
-    size = tables["size"].astype(np.int64)
-    esc = (idx == 0) | (idx == size[:, None] - 1)
+    y, esc = from_symbols(idx, tables["lo"].astype(np.int64)[:, None], tables["size"].astype(np.int64)[:, None])
     if int(esc.sum()) != n_esc:
         raise CorruptStreamError("escape count disagrees with the decoded symbols")
-    y = idx + lo[:, None] - 1
     if n_esc:
         y[esc] = unpack_varints(sections[1], n_esc)
     elif sections[1]:
         raise CorruptStreamError("unexpected escape data")
-    if np.abs(y).max(initial=0) > 1 << 20:
+    if np.abs(y).max(initial=0) > MAX_LATENT:
         raise CorruptStreamError("latent value out of range")
     return np.ascontiguousarray(y.T).astype(np.int32)
 
@@ -330,7 +320,7 @@ class ScalarRlePreset(_LearnedBase):
         n = h * w * m.latent_channels
         pairs = _param(header, "rle", "pairs", int)
         vmin = _param(header, "rle", "vmin", int)
-        if not 1 <= pairs <= n or abs(vmin) > 1 << 20:
+        if not 1 <= pairs <= n or abs(vmin) > MAX_LATENT:
             raise CorruptStreamError("bad NK-RLE pair count or value offset")
         vsym, lsym = decode_adaptive(sections[0], [pairs, pairs])
         lengths = lsym.astype(np.int64) + 1
@@ -415,7 +405,7 @@ class PaperPreset(_LearnedBase):
         sym = rle.decode(values, keys, cap=n)
         if sym.size != n:
             raise CorruptStreamError(f"latent has {sym.size} symbols, expected {n}")
-        if np.abs(sym).max(initial=0) > 1 << 20:
+        if np.abs(sym).max(initial=0) > MAX_LATENT:
             raise CorruptStreamError("latent value out of range")
         y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
         return m.decode_latent(y, header.quality, (header.height, header.width))

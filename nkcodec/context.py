@@ -31,6 +31,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
 __all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", "decode_latent"]
@@ -38,7 +39,6 @@ __all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", 
 NUM_CONTEXTS = 8
 PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts sane
 _TOTAL = 1 << 16
-MAX_LATENT = 1 << 20  # as the scalar preset's check
 WEIGHT_BITS = 12  # fixed-point scale of the prediction weights
 MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, 192 channels: every sum < 2**43 (int64; exact in float64 too)
 
@@ -70,7 +70,7 @@ class ContextTables:
     own tables, escapes included) and :class:`~nkcodec.entropy.IntTables` with
     one row per (ordered channel j, context k) at ``j * K + k``."""
 
-    def __init__(self, order, weights, thresholds, lo, size, freq_rows):
+    def __init__(self, order, weights, thresholds, lo, size, freq_flat):
         from .entropy import IntTables
 
         self.order = np.asarray(order, np.int64)
@@ -79,36 +79,35 @@ class ContextTables:
         self.k = self.thresholds.shape[1] + 1
         self.lo = np.asarray(lo, np.int64)
         self.size = np.asarray(size, np.int64)
-        width = int(self.size.max())
-        freq = np.zeros((len(freq_rows), width), np.uint32)
-        for i, r in enumerate(freq_rows):
-            freq[i, : r.size] = r
-        self.tables = IntTables(freq, np.repeat(self.size, self.k))
+        row_size = np.repeat(self.size, self.k)
+        used = np.arange(int(self.size.max()))[None, :] < row_size[:, None]  # rows stored back to back
+        if int(used.sum()) != np.size(freq_flat):
+            raise ValueError("context tables do not match the model's tables")
+        freq = np.zeros(used.shape, np.uint32)
+        freq[used] = freq_flat
+        if np.any(freq.sum(axis=1) != _TOTAL):
+            raise ValueError("context tables are not normalised")
+        self.tables = IntTables(freq, row_size)
 
     @classmethod
-    def from_arrays(cls, arrays: dict, model_tables: list) -> list:
-        """One ContextTables per quality from a weights file's ``ctx/`` group;
-        ``model_tables[q-1]`` is the model's own ``tables_for(q)``."""
+    def from_arrays(cls, arrays: dict, model_tables: list, quality: int) -> "ContextTables":
+        """The ContextTables of ``quality`` from a weights file's ``ctx/`` group;
+        ``model_tables[q-1]`` is the model's own ``tables_for(q)`` (it gives each
+        channel's table size, hence where each quality's rows start)."""
         order, thr, flat, wts = arrays["order"], arrays["thresholds"], arrays["freq"], arrays["weights"]
-        if np.abs(wts).max(initial=0) > MAX_WEIGHT:
-            raise ValueError("context tables: prediction weight out of range")
-        out, pos = [], 0
-        for q, t in enumerate(model_tables):
-            o = order[q].astype(np.int64)
-            if sorted(o.tolist()) != list(range(o.size)):
-                raise ValueError("context tables: channel order is not a permutation")
-            lo, size = t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o]
-            k = thr.shape[2] + 1
-            rows = []
-            for s in np.repeat(size, k):
-                rows.append(flat[pos : pos + s].astype(np.uint32))
-                pos += s
-            if pos > flat.size or any(r.sum() != _TOTAL for r in rows):
-                raise ValueError("context tables do not match the model's tables")
-            out.append(cls(o, wts[q], thr[q], lo, size, rows))
-        if pos != flat.size:
+        k = thr.shape[2] + 1
+        lengths = [k * int(t["size"].astype(np.int64).sum()) for t in model_tables]
+        if sum(lengths) != flat.size:
             raise ValueError("context tables do not match the model's tables")
-        return out
+        q = quality - 1
+        o = order[q].astype(np.int64)
+        if sorted(o.tolist()) != list(range(o.size)):
+            raise ValueError("context tables: channel order is not a permutation")
+        if np.abs(wts[q]).max(initial=0) > MAX_WEIGHT:
+            raise ValueError("context tables: prediction weight out of range")
+        t = model_tables[q]
+        start = sum(lengths[:q])
+        return cls(o, wts[q], thr[q], t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o], flat[start : start + lengths[q]])
 
 
 def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
@@ -116,6 +115,7 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
     images (uint8 RGB arrays) at every quality; returns the ``ctx/`` arrays."""
     from tqdm import tqdm
 
+    from .entropy import to_symbols
     from .model import NUM_QUALITIES
     from .zoo import _quantize_pmf
 
@@ -142,7 +142,7 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
             thr_q[j] = np.quantile(activity[:, j], np.linspace(0, 1, k + 1)[1:-1], method="lower")
             ctx = contexts(activity[:, j], thr_q[j])
             lo, size = int(t["lo"][c]), int(t["size"][c])
-            idx = np.clip(Y[:, c] - lo + 1, 0, size - 1)
+            idx, _ = to_symbols(Y[:, c], lo, size)
             counts = np.zeros((k, size))
             np.add.at(counts, (ctx, idx), 1.0)
             base = t["freq"][c, :size].astype(np.float64) / _TOTAL
@@ -177,7 +177,7 @@ def code_latent(ct: ContextTables, y: np.ndarray):
 
     The encoder has every channel at once, so it computes all activities and
     contexts in one pass (the decoder has to go channel by channel)."""
-    from .entropy import encode_symbols, pack_varints
+    from .entropy import encode_symbols, pack_varints, to_symbols
 
     v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int32)  # (M, n), coding order
     if np.abs(v).max(initial=0) > MAX_LATENT:
@@ -191,28 +191,21 @@ def code_latent(ct: ContextTables, y: np.ndarray):
     key = key.ravel()
     perm = np.argsort(key, kind="stable")  # channel, then context, then position
     vals = v.ravel()[perm].astype(np.int64)  # channel j's values fill block j, so:
-    row_size = np.repeat(ct.size, v.shape[1])
-    idx = vals - np.repeat(ct.lo, v.shape[1]) + 1
-    lo_esc, hi_esc = idx < 1, idx > row_size - 2
-    idx = np.where(lo_esc, 0, np.where(hi_esc, row_size - 1, idx)).astype(np.int32)
+    idx, esc = to_symbols(vals, np.repeat(ct.lo, v.shape[1]), np.repeat(ct.size, v.shape[1]))
+    idx = idx.astype(np.int32)
     counts = np.bincount(key, minlength=ct.order.size * ct.k)
     ends = np.cumsum(counts)
     starts = ends - counts
     streams = [idx[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
-    esc = vals[lo_esc | hi_esc]
-    return {"escapes": int(esc.size)}, [encode_symbols(streams, ct.tables, checked=True), pack_varints(esc)]
+    return {"escapes": int(esc.sum())}, [encode_symbols(streams, ct.tables, checked=True), pack_varints(vals[esc])]
 
 
 def decode_latent(ct: ContextTables, params: dict, sections: list, n: int) -> np.ndarray:
     """Inverse of :func:`code_latent`: (n, M) int32."""
-    from .entropy import SymbolDecoder, unpack_varints
+    from .entropy import SymbolDecoder, escape_count, from_symbols, unpack_varints
 
-    if not isinstance(params, dict):
-        raise CorruptStreamError("latent parameters are not a mapping")
-    n_esc = params.get("escapes")
     M = ct.order.size
-    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n * M:
-        raise CorruptStreamError(f"bad escape count {n_esc!r}")
+    n_esc = escape_count(params, n * M)
     esc_vals = unpack_varints(sections[1], n_esc)
     if n_esc and np.abs(esc_vals).max() > MAX_LATENT:
         raise CorruptStreamError("latent value out of range")
@@ -226,8 +219,7 @@ def decode_latent(ct: ContextTables, params: dict, sections: list, n: int) -> np
         perm = np.argsort(ctx, kind="stable")
         counts = np.bincount(ctx, minlength=ct.k)
         idx = np.concatenate([dec.decode(ct.tables, j * ct.k + i, counts[i]) for i in range(ct.k)]).astype(np.int64)
-        vals = idx + ct.lo[j] - 1
-        esc = (idx == 0) | (idx == ct.size[j] - 1)
+        vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
         ne = int(esc.sum())
         if used + ne > n_esc:
             raise CorruptStreamError("more escapes than the stream declares")

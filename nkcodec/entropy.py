@@ -29,12 +29,43 @@ __all__ = [
     "encode_adaptive",
     "decode_adaptive",
     "pack_varints",
+    "to_symbols",
+    "from_symbols",
+    "escape_count",
+    "MAX_LATENT",
     "unpack_varints",
     "PRECISION",
 ]
 
 PRECISION = 16
 _TOTAL = 1 << PRECISION
+MAX_LATENT = 1 << 20  # largest |latent value| a decoder accepts
+
+
+def to_symbols(values: np.ndarray, lo, size):
+    """Table symbols of integer latent values: ``v - lo + 1``, with values outside
+    the table in the escape bins 0 (below) and ``size - 1`` (above; their values
+    travel as varints).  ``lo`` and ``size`` broadcast against ``values``.
+    Returns (symbols, escaped mask)."""
+    idx = values - lo + 1
+    below, above = idx < 1, idx > size - 2
+    return np.where(below, 0, np.where(above, size - 1, idx)), below | above
+
+
+def from_symbols(symbols: np.ndarray, lo, size):
+    """Inverse of :func:`to_symbols`: (values, escaped mask); escaped entries still
+    need their varint values."""
+    return symbols + lo - 1, (symbols == 0) | (symbols == size - 1)
+
+
+def escape_count(params, limit: int) -> int:
+    """The ``escapes`` count of a latent's stream parameters, checked against ``limit``."""
+    if not isinstance(params, dict):
+        raise CorruptStreamError("latent parameters are not a mapping")
+    n_esc = params.get("escapes")
+    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= limit:
+        raise CorruptStreamError(f"bad escape count {n_esc!r}")
+    return n_esc
 
 
 class IntTables:

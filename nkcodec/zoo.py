@@ -214,7 +214,7 @@ class LoadedModel:
 
         self._enc, self._dec, self._bits = enc, dec, bits
         self._int_tables = {}  # prior group -> IntTables
-        self._ctx_tables = None  # per-quality ContextTables, built on first use
+        self._ctx_tables = {}  # quality -> ContextTables, built on first use
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
         self.fixed = fixed or None
         self._fixed_dec = None
@@ -251,12 +251,13 @@ class LoadedModel:
         preset); ValueError if this model's file has none."""
         if not self.ctx:
             raise ValueError(f"model {self.name} has no context tables; use preset='scalar' with it")
-        if self._ctx_tables is None:
+        if quality not in self._ctx_tables:
             from .context import ContextTables
             from .model import NUM_QUALITIES
 
-            self._ctx_tables = ContextTables.from_arrays(self.ctx, [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)])
-        return self._ctx_tables[quality - 1]
+            model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
+            self._ctx_tables[quality] = ContextTables.from_arrays(self.ctx, model_tables, quality)
+        return self._ctx_tables[quality]
 
     def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).
