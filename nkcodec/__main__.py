@@ -168,14 +168,14 @@ def _export(args) -> int:
 
 
 def _fit_context(args) -> int:
-    from .context import NUM_CONTEXTS, add_to_weights, fit
+    from .context import LATEST, NUM_CONTEXTS, add_to_weights, fit
     from .train import load_images
     from .zoo import LoadedModel
 
     m = LoadedModel(args.weights)
     arrays = fit(m, load_images(args.data), k=args.contexts or NUM_CONTEXTS)
     path = add_to_weights(args.weights, arrays)
-    print(f"wrote context tables ({arrays['freq'].size} frequencies, {int(arrays['images'])} images) into {path}")
+    print(f"wrote version-{LATEST} context tables ({arrays[f'v{LATEST}/freq'].size} frequencies, {int(arrays[f'v{LATEST}/images'])} images) into {path}")
     return 0
 
 
@@ -254,10 +254,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--model-id", type=int, required=True, help="new id for streams made with these weights")
     x.set_defaults(func=_export)
 
-    f = sub.add_parser("fit-context", help="count the context preset's tables on training images into a weights file")
+    f = sub.add_parser("fit-context", help="fit the context preset's prediction weights and tables on training images into a weights file")
     f.add_argument("weights", help="weights file (.npz) to extend, e.g. one just exported")
     f.add_argument("--data", required=True, help="folder of training images (never Kodak)")
-    f.add_argument("--contexts", type=int, help="contexts per channel (default 8)")
+    f.add_argument("--contexts", type=int, help="contexts per channel and pass (default 16)")
     f.set_defaults(func=_fit_context)
     return p
 

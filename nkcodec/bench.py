@@ -256,7 +256,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         "analysis": measure(run(lambda k: m.encode_latent(rgb[k], quality)), repeats=repeats),
         "entropy.encode": measure(run(lambda k: context.code_latent(ct, lat[k])), repeats=repeats),
         "entropy.decode": measure(
-            run(lambda k: context.decode_latent(ct, coded[k][0], coded[k][1], lat[k].shape[0] * lat[k].shape[1])),
+            run(lambda k: context.decode_latent(ct, coded[k][0], coded[k][1], lat[k].shape[:2])),
             repeats=repeats,
         ),
         "synthesis": measure(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),

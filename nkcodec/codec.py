@@ -260,8 +260,10 @@ class ScalarPreset(_LearnedBase):
 
 class ContextPreset(_LearnedBase):
     """Learned codec, the default: as ``scalar``, but each latent channel is coded
-    with tables chosen by the activity of the channels coded before it
-    (:mod:`nkcodec.context`); needs a model with context tables (nk64-3 on)."""
+    with tables chosen by, and around a mean predicted from, the channels coded
+    before it and (version 2) its decoded spatial neighbours
+    (:mod:`nkcodec.context`); needs a model with context tables (nk64-3 on).
+    Streams name their context model version, so older ones keep decoding."""
 
     name = "context"
 
@@ -274,16 +276,17 @@ class ContextPreset(_LearnedBase):
         return {"latent": params}, sections
 
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
-        from .context import decode_latent
+        from .context import decode_latent, stream_version
 
         if len(sections) != 2:
             raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
+        params = header.params.get("latent") or {}
         try:
-            ct = m.context_tables(header.quality)
+            ct = m.context_tables(header.quality, stream_version(params))
         except ValueError as e:
             raise CorruptStreamError(str(e)) from None
         h, w = _latent_hw(header)
-        y = decode_latent(ct, header.params.get("latent") or {}, sections, h * w)
+        y = decode_latent(ct, params, sections, (h, w))
         return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
 
 

@@ -1,20 +1,28 @@
-"""Inter-channel context coding of the quantised latent (the ``context`` preset).
+"""Context coding of the quantised latent (the ``context`` preset).
 
 The latent's channels are coded one after another, most active first.  Before
-channel ``j`` is coded, every latent position ``p`` has an *activity*
-``A_j(p) = sum_i W[j, i] |y_i(p)|`` over the channels ``i < j`` already coded
-at ``p``: an integer linear prediction of ``|y_j(p)|`` that the decoder can
-compute as well.  ``W`` (integers, 2^12 per unit) is a least-squares fit on the
-training latents; with all weights equal it would be a plain sum of magnitudes,
-which measured 5% more bits.  ``K - 1`` integer thresholds per channel
-split the activity into ``K`` contexts, and every (channel, context) pair has
-its own integer frequency table, counted once on latents of the training photos
-(never Kodak) and stored in the weights file (group ``ctx/``).  Textured
-regions are active in many channels at once, so the contexts work like a
-small hyperprior that needs no training and no side information.
+channel ``j`` is coded, every latent position ``p`` gets, from what the
+decoder already has,
 
-Everything the decoder computes is integer arithmetic on decoded symbols, so
-the tables it selects are the encoder's on every machine.
+* an *activity* ``A_j(p)``: an integer linear prediction of the residual's
+  magnitude from ``|y_i|`` of the channels ``i < j`` at ``p`` and their sums
+  over the 4 neighbours of ``p``;
+* a *mean* ``mu_j(p)``: an integer linear prediction of ``y_j(p)`` from the
+  signed values of the same features (version 2; version 1 has no mean and no
+  neighbour terms).
+
+Version 2 codes each channel in two passes over a checkerboard: the *anchor*
+positions first, then the others, whose 4 neighbours (all anchors) of the same
+channel join both predictions.  ``K - 1`` integer thresholds per (channel,
+pass) split the activity into ``K`` contexts, each with its own integer
+frequency table for ``y_j - mu_j``.  Weights (2^12 per unit), thresholds and
+tables are fitted once on latents of the training photos (never Kodak) and
+stored in the weights file (group ``ctx/``; version 2 under ``ctx/v2/``), so
+no side information travels in the stream.
+
+Every value the decoder computes is an exact int64 sum of decoded integers
+(every product and sum stays below 2^47), so it selects the encoder's tables
+on every machine.
 
 Examples
 --------
@@ -34,52 +42,138 @@ import numpy as np
 from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
-__all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", "decode_latent"]
+__all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", "decode_latent", "LATEST"]
 
-NUM_CONTEXTS = 8
+LATEST = 2  # context model version written by fit() and used by the encoder
+NUM_CONTEXTS = 16  # contexts per (channel, pass) for version 2 (version 1 files use 8)
 PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts sane
 _TOTAL = 1 << 16
 WEIGHT_BITS = 12  # fixed-point scale of the prediction weights
-MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, 192 channels: every sum < 2**43 (int64; exact in float64 too)
+MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, neighbour sums <= 2**22, 385 terms: sums < 2**47 (int64)
+MAX_RESIDUAL = 1 << 40  # |y - mu| a decoder accepts as an escape value (then |y| <= MAX_LATENT is checked)
+_PREFIX = {1: "", 2: "v2/"}
 
 
 @numba.njit(cache=True, nogil=True)
-def _activity(weights, mag, j0, j1):
-    """Rows j0..j1-1 of ``weights @ mag`` in int64 (weights strictly lower triangular,
-    so row j only reads channels before j).  Exact: every sum is below 2**43."""
-    n = mag.shape[1]
+def _predict(weights, c, nb, j0, j1):
+    """Rows j0..j1-1 of the integer prediction ``W[:, :M] @ c + W[:, M:2M] @ nb``
+    (the second term only when W has 2M columns or more); row j reads channels
+    before j only.  Exact int64: every sum is below 2**47."""
+    m, n = c.shape
+    two = weights.shape[1] >= 2 * m
     out = np.zeros((j1 - j0, n), np.int64)
     for j in range(j0, j1):
         for i in range(j):
             w = weights[j, i]
             if w != 0:
                 for p in range(n):
-                    out[j - j0, p] += w * mag[i, p]
+                    out[j - j0, p] += w * c[i, p]
+            if two:
+                w = weights[j, m + i]
+                if w != 0:
+                    for p in range(n):
+                        out[j - j0, p] += w * nb[i, p]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _n4_row(x, h, w):
+    """4-neighbour sums (zero outside) of one channel, flat (h*w,) int64."""
+    out = np.zeros(h * w, np.int64)
+    for r in range(h):
+        for c in range(w):
+            p = r * w + c
+            s = 0
+            if r > 0:
+                s += x[p - w]
+            if r < h - 1:
+                s += x[p + w]
+            if c > 0:
+                s += x[p - 1]
+            if c < w - 1:
+                s += x[p + 1]
+            out[p] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _keys(activity, thresholds, passes, k):
+    """Stream key ``(j * passes + g) * K + context`` of every (ordered channel j,
+    position); the context counts the pass's thresholds the activity reached."""
+    m, n = activity.shape
+    g_n = thresholds.shape[1]
+    out = np.empty((m, n), np.int32)
+    for j in range(m):
+        for p in range(n):
+            g = passes[p]
+            a = activity[j, p]
+            c = 0
+            for i in range(k - 1):
+                if a >= thresholds[j, g, i]:
+                    c += 1
+            out[j, p] = (j * g_n + g) * k + c
+    return out
+
+
+def _n4(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Sum over the 4 neighbours (zero outside the latent) of (C, h*w) rows."""
+    x = a.reshape(-1, h, w)
+    out = np.zeros_like(x)
+    out[:, 1:] += x[:, :-1]
+    out[:, :-1] += x[:, 1:]
+    out[:, :, 1:] += x[:, :, :-1]
+    out[:, :, :-1] += x[:, :, 1:]
+    return out.reshape(a.shape)
+
+
+def _passes(h: int, w: int, g: int) -> np.ndarray:
+    """Pass of each position: 0 everywhere (one pass), or the checkerboard (0 = anchor)."""
+    if g == 1:
+        return np.zeros(h * w, np.int64)
+    r, c = np.divmod(np.arange(h * w), w)
+    return (r + c) & 1
+
+
+def _round_shift(acc: np.ndarray) -> np.ndarray:
+    """round(acc / 2**WEIGHT_BITS), halves up; exact (arithmetic shift floors)."""
+    return (acc + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
 
 
 def contexts(activity: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Context index (0..K-1) of each activity value for one channel: how many
     of the channel's K-1 thresholds the activity has reached."""
-    return np.searchsorted(thresholds, activity, side="right")
+    activity, thresholds = np.asarray(activity, np.int64), np.asarray(thresholds, np.int64)
+    return _keys(activity[None], thresholds[None, None], np.zeros(activity.size, np.int64), thresholds.size + 1)[0]
 
 
 class ContextTables:
-    """The context model of one quality: channel ``order``, integer prediction
-    ``weights`` (M, M; lower triangle, coding order), ``thresholds`` (M, K-1), the value range ``lo``/``size`` per ordered channel (the model's
-    own tables, escapes included) and :class:`~nkcodec.entropy.IntTables` with
-    one row per (ordered channel j, context k) at ``j * K + k``."""
+    """The context model of one quality.
 
-    def __init__(self, order, weights, thresholds, lo, size, freq_flat):
+    ``order``: the channel coding order.  ``wmag`` / ``wmean``: integer
+    prediction weights per ordered channel, (M, M) for version 1 (no mean) or
+    (M, 2M+1) for version 2: centre terms, neighbour-sum terms, own-channel
+    neighbour term.  ``thresholds``: (M, passes, K-1).  ``lo``/``size``: value
+    range per ordered channel (the model's own tables, escapes included).
+    ``tables``: :class:`~nkcodec.entropy.IntTables` with one row per
+    (ordered channel j, pass g, context k) at ``(j * passes + g) * K + k``."""
+
+    def __init__(self, order, wmag, thresholds, lo, size, freq_flat, wmean=None, version=1):
         from .entropy import IntTables
 
+        self.version = int(version)
         self.order = np.asarray(order, np.int64)
-        self.weights = np.ascontiguousarray(np.tril(np.asarray(weights, np.int64), -1))  # row j: channels before j
-        self.thresholds = np.asarray(thresholds, np.int64)
-        self.k = self.thresholds.shape[1] + 1
+        m = self.order.size
+        self.wmag = self._causal(wmag, m)
+        self.wmean = None if wmean is None else self._causal(wmean, m)
+        thr = np.asarray(thresholds, np.int64)
+        self.thresholds = thr[:, None, :] if thr.ndim == 2 else thr
+        self.passes = self.thresholds.shape[1]
+        self.k = self.thresholds.shape[2] + 1
+        if self.passes == 2 and (self.wmean is None or self.wmag.shape[1] != 2 * m + 1):
+            raise ValueError("two-pass context tables need spatial weights")
         self.lo = np.asarray(lo, np.int64)
         self.size = np.asarray(size, np.int64)
-        row_size = np.repeat(self.size, self.k)
+        row_size = np.repeat(self.size, self.passes * self.k)
         used = np.arange(int(self.size.max()))[None, :] < row_size[:, None]  # rows stored back to back
         if int(used.sum()) != np.size(freq_flat):
             raise ValueError("context tables do not match the model's tables")
@@ -89,30 +183,71 @@ class ContextTables:
             raise ValueError("context tables are not normalised")
         self.tables = IntTables(freq, row_size)
 
+    @staticmethod
+    def _causal(w, m: int) -> np.ndarray:
+        """Weights with every term on channel j or later zeroed (the own-channel
+        neighbour column stays): row j can only read what the decoder has."""
+        w = np.asarray(w, np.int64)
+        if w.shape not in ((m, m), (m, 2 * m + 1)):
+            raise ValueError("context weights have the wrong shape")
+        if np.abs(w).max(initial=0) > MAX_WEIGHT:
+            raise ValueError("context tables: prediction weight out of range")
+        w = w.copy()
+        w[:, :m] = np.tril(w[:, :m], -1)
+        if w.shape[1] > m:
+            w[:, m : 2 * m] = np.tril(w[:, m : 2 * m], -1)
+        return np.ascontiguousarray(w)
+
+    @staticmethod
+    def versions(arrays: dict) -> list:
+        """Context model versions present in a weights file's ``ctx/`` group."""
+        return [v for v, p in _PREFIX.items() if p + "order" in arrays]
+
     @classmethod
-    def from_arrays(cls, arrays: dict, model_tables: list, quality: int) -> "ContextTables":
+    def from_arrays(cls, arrays: dict, model_tables: list, quality: int, version: int = 1) -> "ContextTables":
         """The ContextTables of ``quality`` from a weights file's ``ctx/`` group;
         ``model_tables[q-1]`` is the model's own ``tables_for(q)`` (it gives each
         channel's table size, hence where each quality's rows start)."""
-        order, thr, flat, wts = arrays["order"], arrays["thresholds"], arrays["freq"], arrays["weights"]
-        k = thr.shape[2] + 1
-        lengths = [k * int(t["size"].astype(np.int64).sum()) for t in model_tables]
+        p = _PREFIX[version]
+        order, thr, flat = arrays[p + "order"], arrays[p + "thresholds"], arrays[p + "freq"]
+        rows = int(np.prod(thr.shape[2:-1], dtype=np.int64)) * (thr.shape[-1] + 1)  # passes * K
+        lengths = [rows * int(t["size"].astype(np.int64).sum()) for t in model_tables]
         if sum(lengths) != flat.size:
             raise ValueError("context tables do not match the model's tables")
         q = quality - 1
         o = order[q].astype(np.int64)
         if sorted(o.tolist()) != list(range(o.size)):
             raise ValueError("context tables: channel order is not a permutation")
-        if np.abs(wts[q]).max(initial=0) > MAX_WEIGHT:
-            raise ValueError("context tables: prediction weight out of range")
         t = model_tables[q]
         start = sum(lengths[:q])
-        return cls(o, wts[q], thr[q], t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o], flat[start : start + lengths[q]])
+        wmag = arrays[p + "weights"][q] if version == 1 else arrays[p + "wmag"][q]
+        wmean = None if version == 1 else arrays[p + "wmean"][q]
+        lo, size = t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o]
+        return cls(o, wmag, thr[q], lo, size, flat[start : start + lengths[q]], wmean=wmean, version=version)
+
+    def predict(self, v: np.ndarray, h: int, w: int):
+        """Encoder side: (activity, mean) of every ordered channel, (M, n) int64
+        each, from the whole latent ``v`` (M, n) in coding order."""
+        m = v.shape[0]
+        mag = np.abs(v)
+        if self.wmean is None:
+            return _predict(self.wmag, mag, mag, 0, m), np.zeros_like(v)
+        nb_v, nb_mag = _n4(v, h, w), _n4(mag, h, w)
+        second = _passes(h, w, self.passes)[None, :].astype(bool)
+        act = _predict(self.wmag, mag, nb_mag, 0, m) + self.wmag[:, 2 * m : 2 * m + 1] * nb_mag * second
+        acc = _predict(self.wmean, v, nb_v, 0, m) + self.wmean[:, 2 * m : 2 * m + 1] * nb_v * second
+        return act, _round_shift(acc)
 
 
 def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
-    """Count context tables for a :class:`~nkcodec.zoo.LoadedModel` on training
-    images (uint8 RGB arrays) at every quality; returns the ``ctx/`` arrays."""
+    """Fit version-2 context models of a :class:`~nkcodec.zoo.LoadedModel` on
+    training images (uint8 RGB arrays) at every quality; returns the ``ctx/``
+    arrays (keys under ``v2/``).
+
+    Per quality: the mean weights are least squares of ``y_j`` on its features,
+    the activity weights least squares of ``|y_j - mu_j|`` on the magnitude
+    features; thresholds are quantiles of the activity per (channel, pass), and
+    the tables are counts of ``y_j - mu_j`` per context."""
     from tqdm import tqdm
 
     from .entropy import to_symbols
@@ -120,51 +255,80 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
     from .zoo import _quantize_pmf
 
     M = m.latent_channels
-    orders, weights, thresholds, rows = [], [], [], []
+    out = {key: [] for key in ("order", "wmag", "wmean", "thresholds")}
+    rows = []
     bar = tqdm(total=NUM_QUALITIES * len(images), desc="context tables", disable=not progress)
     for q in range(1, NUM_QUALITIES + 1):
-        ys = []
+        lat = []
         for im in images:
-            ys.append(m.encode_latent(im, q).reshape(-1, M).astype(np.int64))
+            lat.append(m.encode_latent(im, q).astype(np.int64))
             bar.update(1)
-        Y = np.concatenate(ys)
+        order = np.argsort(-np.abs(np.concatenate([y.reshape(-1, M) for y in lat])).mean(0), kind="stable")
+        feats = {key: [] for key in ("v", "nv", "a", "na", "second")}
+        for y in lat:  # (n, M) rows per image, neighbours within the image
+            h, w = y.shape[:2]
+            v = y.reshape(-1, M)[:, order].T
+            a = np.abs(v)
+            for key, x in (("v", v), ("nv", _n4(v, h, w)), ("a", a), ("na", _n4(a, h, w))):
+                feats[key].append(x.T.astype(np.float64))
+            feats["second"].append(_passes(h, w, 2).astype(bool))
+        V, NV, A, NA = (np.concatenate(feats[key]) for key in ("v", "nv", "a", "na"))
+        second = np.concatenate(feats["second"])
+
+        def solve(C, N, target):
+            """Integer weights (M, 2M+1) of target[:, j] ~ C[:, :j], N[:, :j], N[:, j] (second pass only)."""
+            own = N * second[:, None]
+            X = np.concatenate([C, N, own], 1)
+            gram = X.T @ X
+            rhs = X.T @ target  # (3M, M)
+            wt = np.zeros((M, 2 * M + 1))
+            for j in range(M):
+                idx = np.r_[np.arange(j), M + np.arange(j), 2 * M + j]
+                sol = np.linalg.solve(gram[np.ix_(idx, idx)] + 1e-3 * np.eye(idx.size), rhs[idx, j])
+                wt[j, :j], wt[j, M : M + j], wt[j, 2 * M] = sol[:j], sol[j : 2 * j], sol[-1]
+            wt = np.clip(np.round(wt * (1 << WEIGHT_BITS)), -MAX_WEIGHT, MAX_WEIGHT)
+            pred = C @ wt[:, :M].T + N @ wt[:, M : 2 * M].T + own * wt[:, 2 * M]  # exact: integers below 2**53
+            return wt.astype(np.int64), pred.astype(np.int64)
+
+        wmean, acc = solve(V, NV, V)
+        resid = V.astype(np.int64) - _round_shift(acc)
+        wmag, act = solve(A, NA, np.abs(resid).astype(np.float64))
         t = m.tables_for(q)
-        order = np.argsort(-np.abs(Y).mean(0), kind="stable")
-        mag = np.abs(Y[:, order]).astype(np.float64)
-        gram = mag.T @ mag
-        w = np.zeros((M, M))
-        for j in range(1, M):  # least squares |y_j| ~ sum_i<j w_ji |y_i| (tiny ridge for empty channels)
-            w[j, :j] = np.linalg.solve(gram[:j, :j] + 1e-3 * np.eye(j), gram[:j, j])
-        w = np.clip(np.round(w * (1 << WEIGHT_BITS)), -MAX_WEIGHT, MAX_WEIGHT)
-        activity = (mag @ w.T).astype(np.int64)  # exact: integer sums below 2**53
-        thr_q = np.zeros((M, k - 1), np.int64)
+        thr_q = np.zeros((M, 2, k - 1), np.int64)
         for j, c in enumerate(order):
-            thr_q[j] = np.quantile(activity[:, j], np.linspace(0, 1, k + 1)[1:-1], method="lower")
-            ctx = contexts(activity[:, j], thr_q[j])
             lo, size = int(t["lo"][c]), int(t["size"][c])
-            idx, _ = to_symbols(Y[:, c], lo, size)
-            counts = np.zeros((k, size))
-            np.add.at(counts, (ctx, idx), 1.0)
+            idx, _ = to_symbols(resid[:, j], lo, size)
             base = t["freq"][c, :size].astype(np.float64) / _TOTAL
-            rows += [_quantize_pmf(counts[i] + PSEUDO_COUNTS * base, _TOTAL) for i in range(k)]
-        weights.append(w.astype(np.int32))
-        orders.append(order)
-        thresholds.append(thr_q)
+            for g in range(2):
+                sel = second == bool(g)
+                thr_q[j, g] = np.quantile(act[sel, j], np.linspace(0, 1, k + 1)[1:-1], method="lower")
+                ctx = contexts(act[sel, j], thr_q[j, g])
+                counts = np.zeros((k, size))
+                np.add.at(counts, (ctx, idx[sel]), 1.0)
+                rows += [_quantize_pmf(counts[i] + PSEUDO_COUNTS * base, _TOTAL) for i in range(k)]
+        out["order"].append(order)
+        out["wmag"].append(wmag)
+        out["wmean"].append(wmean)
+        out["thresholds"].append(thr_q)
     bar.close()
     return {
-        "order": np.asarray(orders, np.int16),
-        "weights": np.asarray(weights, np.int32),
-        "thresholds": np.asarray(thresholds, np.int64),
-        "freq": np.concatenate(rows).astype(np.uint16),
-        "images": np.asarray(len(images), np.int64),
+        "v2/order": np.asarray(out["order"], np.int16),
+        "v2/wmag": np.asarray(out["wmag"], np.int32),
+        "v2/wmean": np.asarray(out["wmean"], np.int32),
+        "v2/thresholds": np.asarray(out["thresholds"], np.int64),
+        "v2/freq": np.concatenate(rows).astype(np.uint16),
+        "v2/images": np.asarray(len(images), np.int64),
     }
 
 
 def add_to_weights(path, arrays: dict) -> Path:
-    """Write (or replace) the ``ctx/`` group of a weights file; other arrays are kept as they are."""
+    """Write (or replace) context arrays in the ``ctx/`` group of a weights
+    file; every other array, other context versions included, is kept as it is."""
     path = Path(path)
+    new = {f"ctx/{key}" for key in arrays}
+    prefixes = {key.rsplit("/", 1)[0] + "/" for key in new}
     with np.load(path) as z:
-        data = {key: z[key] for key in z.files if not key.startswith("ctx/")}
+        data = {key: z[key] for key in z.files if not any(key.startswith(p) and key.count("/") == p.count("/") for p in prefixes)}
     data.update({f"ctx/{key}": v for key, v in arrays.items()})
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **data)
@@ -172,61 +336,109 @@ def add_to_weights(path, arrays: dict) -> Path:
     return path
 
 
-def code_latent(ct: ContextTables, y: np.ndarray):
-    """ANS-code an int latent (..., M) with context tables.  Returns (params, [ans bytes, escape bytes]).
+def _shape(y_or_shape, m: int):
+    """(h, w) of a latent (h, w, M) or (n, M), or of a given shape / count."""
+    if isinstance(y_or_shape, np.ndarray):
+        return y_or_shape.shape[:2] if y_or_shape.ndim == 3 else (1, y_or_shape.shape[0])
+    if isinstance(y_or_shape, (int, np.integer)):
+        return 1, int(y_or_shape)
+    h, w = y_or_shape
+    return int(h), int(w)
 
-    The encoder has every channel at once, so it computes all activities and
-    contexts in one pass (the decoder has to go channel by channel)."""
+
+def code_latent(ct: ContextTables, y: np.ndarray):
+    """ANS-code an int latent (h, w, M) (or (n, M): one row) with context tables.
+    Returns (params, [ans bytes, escape bytes]).
+
+    The encoder has every channel at once, so it computes all activities,
+    means and contexts in one pass (the decoder has to go channel by channel)."""
     from .entropy import encode_symbols, pack_varints, to_symbols
 
-    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int32)  # (M, n), coding order
+    y = np.asarray(y)
+    h, w = _shape(y, ct.order.size)
+    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int64)  # (M, n), coding order
     if np.abs(v).max(initial=0) > MAX_LATENT:
         raise ValueError("latent value out of range")
-    activity = _activity(ct.weights, np.abs(v).astype(np.int64), 0, v.shape[0])  # (M, n)
-    thr = ct.thresholds
-    kdt = np.int16 if v.shape[0] * ct.k < 1 << 15 else np.int32  # int16 sorts by radix
-    key = np.repeat(np.arange(v.shape[0], dtype=kdt) * ct.k, v.shape[1]).reshape(v.shape)
-    for i in range(ct.k - 1):  # contexts(): how many thresholds the activity has reached
-        key += activity >= thr[:, i : i + 1]
-    key = key.ravel()
-    perm = np.argsort(key, kind="stable")  # channel, then context, then position
-    vals = v.ravel()[perm].astype(np.int64)  # channel j's values fill block j, so:
-    idx, esc = to_symbols(vals, np.repeat(ct.lo, v.shape[1]), np.repeat(ct.size, v.shape[1]))
+    m, n = v.shape
+    activity, mean = ct.predict(v, h, w)
+    key = _keys(activity, ct.thresholds, _passes(h, w, ct.passes), ct.k).ravel()
+    if m * ct.passes * ct.k < 1 << 15:
+        key = key.astype(np.int16)  # int16 sorts by radix
+    perm = np.argsort(key, kind="stable")  # channel, pass, context, then position
+    vals = (v - mean).ravel()[perm]  # channel j's residuals fill block j, so:
+    idx, esc = to_symbols(vals, np.repeat(ct.lo, n), np.repeat(ct.size, n))
     idx = idx.astype(np.int32)
-    counts = np.bincount(key, minlength=ct.order.size * ct.k)
+    counts = np.bincount(key, minlength=m * ct.passes * ct.k)
     ends = np.cumsum(counts)
     starts = ends - counts
     streams = [idx[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
-    return {"escapes": int(esc.sum())}, [encode_symbols(streams, ct.tables, checked=True), pack_varints(vals[esc])]
+    params = {"escapes": int(esc.sum())}
+    if ct.version != 1:
+        params["v"] = ct.version
+    return params, [encode_symbols(streams, ct.tables, checked=True), pack_varints(vals[esc])]
 
 
-def decode_latent(ct: ContextTables, params: dict, sections: list, n: int) -> np.ndarray:
-    """Inverse of :func:`code_latent`: (n, M) int32."""
+def stream_version(params) -> int:
+    """Context model version a stream names (absent: 1); CorruptStreamError if unknown."""
+    v = params.get("v", 1) if isinstance(params, dict) else 1
+    if isinstance(v, bool) or v not in _PREFIX:
+        raise CorruptStreamError(f"unknown context model version {v!r}")
+    return v
+
+
+def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.ndarray:
+    """Inverse of :func:`code_latent`: (n, M) int32.  ``shape`` is the latent's
+    (h, w) (a count n means one row of n)."""
     from .entropy import SymbolDecoder, escape_count, from_symbols, unpack_varints
 
     M = ct.order.size
+    h, w = _shape(shape, M)
+    n = h * w
+    if stream_version(params) != ct.version:
+        raise CorruptStreamError("context model version disagrees with the stream")
     n_esc = escape_count(params, n * M)
     esc_vals = unpack_varints(sections[1], n_esc)
-    if n_esc and np.abs(esc_vals).max() > MAX_LATENT:
+    if n_esc and np.abs(esc_vals).max() > (MAX_LATENT if ct.wmean is None else MAX_RESIDUAL):
         raise CorruptStreamError("latent value out of range")
     dec = SymbolDecoder(sections[0])
-    y = np.empty((M, n), np.int64)
-    mag = np.zeros((M, n), np.int64)  # |y| in coding order, filled as channels are decoded
+    spatial = ct.wmean is not None
+    passes = _passes(h, w, ct.passes)
+    where = [np.flatnonzero(passes == g) for g in range(ct.passes)]
+    y = np.zeros((M, n), np.int64)  # coding order, filled as channels are decoded
+    mag = np.zeros((M, n), np.int64)
+    nb_y, nb_mag = (np.zeros((M, n), np.int64) for _ in range(2)) if spatial else (mag, mag)
     used = 0
-    for j, c in enumerate(ct.order):
-        activity = _activity(ct.weights, mag, j, j + 1)[0]
-        ctx = contexts(activity, ct.thresholds[j]).astype(np.uint8)
-        perm = np.argsort(ctx, kind="stable")
-        counts = np.bincount(ctx, minlength=ct.k)
-        idx = np.concatenate([dec.decode(ct.tables, j * ct.k + i, counts[i]) for i in range(ct.k)]).astype(np.int64)
-        vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
-        ne = int(esc.sum())
-        if used + ne > n_esc:
-            raise CorruptStreamError("more escapes than the stream declares")
-        vals[esc] = esc_vals[used : used + ne]
-        used += ne
-        y[c, perm] = vals
-        mag[j] = np.abs(y[c])
+    for j in range(M):
+        activity = _predict(ct.wmag, mag, nb_mag, j, j + 1)[0]
+        acc = _predict(ct.wmean, y, nb_y, j, j + 1)[0] if spatial else None
+        for g, pos in enumerate(where):
+            a = activity[pos]
+            if g == 1:  # the 4 neighbours in this channel are first-pass positions, decoded
+                a = a + ct.wmag[j, 2 * M] * nb_mag[j, pos]
+                acc_g = acc[pos] + ct.wmean[j, 2 * M] * nb_y[j, pos]
+            elif spatial:
+                acc_g = acc[pos]
+            ctx = contexts(a, ct.thresholds[j, g])
+            perm = np.argsort(ctx.astype(np.uint8), kind="stable")
+            counts = np.bincount(ctx, minlength=ct.k)
+            row = (j * ct.passes + g) * ct.k
+            idx = np.concatenate([dec.decode(ct.tables, row + i, counts[i]) for i in range(ct.k)]).astype(np.int64)
+            vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
+            ne = int(esc.sum())
+            if used + ne > n_esc:
+                raise CorruptStreamError("more escapes than the stream declares")
+            vals[esc] = esc_vals[used : used + ne]
+            used += ne
+            if spatial:
+                vals += _round_shift(acc_g[perm])
+            if np.abs(vals).max(initial=0) > MAX_LATENT:
+                raise CorruptStreamError("latent value out of range")
+            y[j, pos[perm]] = vals
+            mag[j] = np.abs(y[j])
+            if spatial:  # after the first pass: right at second-pass positions; after the second: everywhere
+                nb_y[j], nb_mag[j] = _n4_row(y[j], h, w), _n4_row(mag[j], h, w)
     if used != n_esc:
         raise CorruptStreamError("escape count disagrees with the decoded symbols")
-    return np.ascontiguousarray(y.T, dtype=np.int32)
+    out = np.empty((n, M), np.int32)
+    out[:, ct.order] = y.T
+    return out

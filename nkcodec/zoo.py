@@ -214,7 +214,7 @@ class LoadedModel:
 
         self._enc, self._dec, self._bits = enc, dec, bits
         self._int_tables = {}  # prior group -> IntTables
-        self._ctx_tables = {}  # quality -> ContextTables, built on first use
+        self._ctx_tables = {}  # (quality, version) -> ContextTables, built on first use
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
         self.fixed = fixed or None
         self._fixed_dec = None
@@ -246,18 +246,24 @@ class LoadedModel:
             self._int_tables[g] = IntTables(t["freq"], t["size"])
         return self._int_tables[g]
 
-    def context_tables(self, quality: int):
+    def context_tables(self, quality: int, version: int | None = None):
         """:class:`~nkcodec.context.ContextTables` for ``quality`` (the ``context``
-        preset); ValueError if this model's file has none."""
-        if not self.ctx:
+        preset), of the given context model ``version`` or the newest this
+        model's file has; ValueError if it has none."""
+        from .context import ContextTables
+
+        versions = ContextTables.versions(self.ctx) if self.ctx else []
+        if not versions:
             raise ValueError(f"model {self.name} has no context tables; use preset='scalar' with it")
-        if quality not in self._ctx_tables:
-            from .context import ContextTables
+        version = max(versions) if version is None else version
+        if version not in versions:
+            raise ValueError(f"model {self.name} has no version-{version} context tables")
+        if (quality, version) not in self._ctx_tables:
             from .model import NUM_QUALITIES
 
             model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
-            self._ctx_tables[quality] = ContextTables.from_arrays(self.ctx, model_tables, quality)
-        return self._ctx_tables[quality]
+            self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
+        return self._ctx_tables[quality, version]
 
     def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).

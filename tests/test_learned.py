@@ -99,24 +99,58 @@ def test_context_preset_needs_context_tables():
         nkcodec.compress(_photo((16, 16, 3)), preset="context", model="nk64-2")
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("quality", [1, 8])
-def test_context_coding_is_lossless_on_hostile_latents(quality):
-    """Any int latent, escapes and huge values included, comes back exactly."""
+def test_context_coding_is_lossless_on_hostile_latents(quality, version):
+    """Any int latent, escapes and huge values included, comes back exactly,
+    with either context model version (version 2's mean predictions of such
+    latents are huge, so its residuals escape as well)."""
     from nkcodec import context
 
-    ct = zoo.load_model().context_tables(quality)
+    ct = zoo.load_model().context_tables(quality, version)
     rng = np.random.default_rng(quality)
     y = rng.integers(-3, 4, (5, 7, ct.order.size)).astype(np.int32)
     y[0, 0, :5] = [1 << 20, -(1 << 20), 400, -400, 0]
+    y[1, 0] = 1 << 20  # neighbour of a second-pass position, in every channel
     y[4, 6] = rng.integers(-5000, 5000, ct.order.size)
     params, sections = context.code_latent(ct, y)
-    assert params["escapes"] > 0
-    out = context.decode_latent(ct, params, sections, 35)
+    assert params["escapes"] > 0 and params.get("v", 1) == version
+    out = context.decode_latent(ct, params, sections, y.shape[:2])
     np.testing.assert_array_equal(out.reshape(y.shape), y)
     with pytest.raises(CorruptStreamError):
-        context.decode_latent(ct, {"escapes": params["escapes"] + 1}, sections, 35)
+        context.decode_latent(ct, {**params, "escapes": params["escapes"] + 1}, sections, y.shape[:2])
     with pytest.raises(CorruptStreamError):
-        context.decode_latent(ct, [], sections, 35)
+        context.decode_latent(ct, [], sections, y.shape[:2])
+    with pytest.raises(CorruptStreamError, match="version"):
+        context.decode_latent(ct, {**params, "v": 3 - version}, sections, y.shape[:2])
+    with pytest.raises(ValueError, match="out of range"):
+        context.code_latent(ct, np.full((1, 1, ct.order.size), (1 << 20) + 1, np.int32))
+
+
+@pytest.mark.parametrize("version", [0, 3, True, "2", None])
+def test_unknown_context_version_is_corrupt(version):
+    from nkcodec import context
+
+    with pytest.raises(CorruptStreamError, match="context model version"):
+        context.stream_version({"escapes": 0, "v": version})
+
+
+def test_fixture_context_v2():
+    """The version-2 context model keeps decoding its committed stream (the
+    ``context_v1_model3`` fixture is a version-1 stream and stays too)."""
+    img = _photo((48, 64, 3), seed=7)
+    name = "context-ctx2_v1_model3"
+
+    def make():
+        data = nkcodec.compress(img, quality=4, preset="context", model="nk64-3")
+        assert nkcodec.container.unpack_container(data)[0].params["latent"]["v"] == 2
+        return data
+
+    check_backwards_compatibility(name, nkcodec.decompress, make, None)
+    from .common import FIXTURES
+
+    header = nkcodec.container.unpack_container((FIXTURES / f"{name}.nkc").read_bytes())[0]
+    assert header.params["latent"]["v"] == 2
 
 
 def test_context_beats_scalar_on_a_photo():

@@ -235,7 +235,10 @@ def test_fit_context_tables_into_weights(tmp_path):
         np.testing.assert_array_equal(after[key], v)
     m2 = zoo.LoadedModel(path)
     ct = m2.context_tables(5)
-    assert ct.k == 3 and sorted(ct.order.tolist()) == list(range(TINY.m))
+    assert ct.k == 3 and ct.passes == 2 and ct.version == context.LATEST and sorted(ct.order.tolist()) == list(range(TINY.m))
     y = m2.encode_latent(_images(1, seed=8)[0], 5)
     params, sections = context.code_latent(ct, y)
-    np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[0] * y.shape[1]), y.reshape(-1, TINY.m))
+    np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[:2]), y.reshape(-1, TINY.m))
+    context.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
+    again = dict(np.load(path))
+    assert all(np.array_equal(again[key], after[key]) for key in after) and "ctx/v9/x" in again
