@@ -52,6 +52,7 @@ WEIGHT_BITS = 12  # fixed-point scale of the prediction weights
 MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, neighbour sums <= 2**22, 385 terms: sums < 2**47 (int64)
 MAX_RESIDUAL = 1 << 40  # |y - mu| a decoder accepts as an escape value (then |y| <= MAX_LATENT is checked)
 _PREFIX = {1: "", 2: "v2/"}
+TILE = 64  # version 2 codes the latent in tiles of TILE x TILE positions, one after another (bounded working set)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -113,6 +114,44 @@ def _keys(activity, thresholds, passes, k):
                     c += 1
             out[j, p] = (j * g_n + g) * k + c
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds, k):
+    """Decoder, one pass of one channel: the pass's positions sorted by context
+    (stable, as the encoder's streams are), the count per context and the
+    rounded mean of each sorted position.  ``own``: add the channel's own
+    neighbour terms (second pass); ``acc`` of length 0: no mean (version 1)."""
+    npos = pos.size
+    ctx = np.empty(npos, np.int64)
+    counts = np.zeros(k, np.int64)
+    for t in range(npos):
+        p = pos[t]
+        a = activity[p]
+        if own:
+            a += w_mag * nb_mag[p]
+        c = 0
+        for i in range(k - 1):
+            if a >= thresholds[i]:
+                c += 1
+        ctx[t] = c
+        counts[c] += 1
+    start = np.zeros(k, np.int64)
+    for c in range(1, k):
+        start[c] = start[c - 1] + counts[c - 1]
+    order = np.empty(npos, np.int64)
+    mean = np.zeros(npos, np.int64)
+    for t in range(npos):
+        d = start[ctx[t]]
+        start[ctx[t]] += 1
+        p = pos[t]
+        order[d] = p
+        if acc.size:
+            m = acc[p]
+            if own:
+                m += w_mean * nb_y[p]
+            mean[d] = (m + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
+    return order, counts, mean
 
 
 def _n4(a: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -346,19 +385,19 @@ def _shape(y_or_shape, m: int):
     return int(h), int(w)
 
 
-def code_latent(ct: ContextTables, y: np.ndarray):
-    """ANS-code an int latent (h, w, M) (or (n, M): one row) with context tables.
-    Returns (params, [ans bytes, escape bytes]).
+def _tiles(h: int, w: int, version: int) -> list:
+    """(row, col) slices of the coding tiles: the whole latent for version 1,
+    TILE x TILE tiles in raster order for version 2 (each coded as if it were
+    the whole latent: neighbours outside the tile count as zero)."""
+    if version == 1:
+        return [(slice(0, h), slice(0, w))]
+    return [(slice(r, min(r + TILE, h)), slice(c, min(c + TILE, w))) for r in range(0, h, TILE) for c in range(0, w, TILE)]
 
-    The encoder has every channel at once, so it computes all activities,
-    means and contexts in one pass (the decoder has to go channel by channel)."""
-    from .entropy import encode_symbols, pack_varints, to_symbols
 
-    y = np.asarray(y)
-    h, w = _shape(y, ct.order.size)
-    v = np.ascontiguousarray(y.reshape(-1, y.shape[-1]).T[ct.order], dtype=np.int64)  # (M, n), coding order
-    if np.abs(v).max(initial=0) > MAX_LATENT:
-        raise ValueError("latent value out of range")
+def _code_tile(ct: ContextTables, v: np.ndarray, h: int, w: int):
+    """One tile (M, h*w) in coding order -> (symbol streams, their table rows, escaped values)."""
+    from .entropy import to_symbols
+
     m, n = v.shape
     activity, mean = ct.predict(v, h, w)
     key = _keys(activity, ct.thresholds, _passes(h, w, ct.passes), ct.k).ravel()
@@ -369,13 +408,39 @@ def code_latent(ct: ContextTables, y: np.ndarray):
     idx, esc = to_symbols(vals, np.repeat(ct.lo, n), np.repeat(ct.size, n))
     idx = idx.astype(np.int32)
     counts = np.bincount(key, minlength=m * ct.passes * ct.k)
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    streams = [idx[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
-    params = {"escapes": int(esc.sum())}
+    rows = np.flatnonzero(counts)
+    ends = np.cumsum(counts)[rows]
+    starts = ends - counts[rows]
+    return [idx[a:b] for a, b in zip(starts.tolist(), ends.tolist())], rows.tolist(), vals[esc]
+
+
+def code_latent(ct: ContextTables, y: np.ndarray):
+    """ANS-code an int latent (h, w, M) (or (n, M): one row) with context tables.
+    Returns (params, [ans bytes, escape bytes]).
+
+    The encoder has every channel at once, so it computes all activities,
+    means and contexts of a tile in one pass (the decoder has to go channel by
+    channel)."""
+    from .entropy import encode_symbols, pack_varints
+
+    y = np.asarray(y)
+    h, w = _shape(y, ct.order.size)
+    v = y.reshape(h, w, -1)[:, :, ct.order]
+    if np.abs(v).max(initial=0) > MAX_LATENT:
+        raise ValueError("latent value out of range")
+    streams, rows, escaped = [], [], []
+    for rs, cs in _tiles(h, w, ct.version):
+        t = v[rs, cs]
+        th, tw = t.shape[:2]
+        s, r, e = _code_tile(ct, np.ascontiguousarray(t.reshape(th * tw, -1).T, dtype=np.int64), th, tw)
+        streams += s
+        rows += r
+        escaped.append(e)
+    escaped = np.concatenate(escaped)
+    params = {"escapes": int(escaped.size)}
     if ct.version != 1:
         params["v"] = ct.version
-    return params, [encode_symbols(streams, ct.tables, checked=True), pack_varints(vals[esc])]
+    return params, [encode_symbols(streams, ct.tables, checked=True, rows=rows), pack_varints(escaped)]
 
 
 def stream_version(params) -> int:
@@ -389,56 +454,60 @@ def stream_version(params) -> int:
 def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.ndarray:
     """Inverse of :func:`code_latent`: (n, M) int32.  ``shape`` is the latent's
     (h, w) (a count n means one row of n)."""
-    from .entropy import SymbolDecoder, escape_count, from_symbols, unpack_varints
+    from .entropy import SymbolDecoder, escape_count, unpack_varints
 
     M = ct.order.size
     h, w = _shape(shape, M)
-    n = h * w
     if stream_version(params) != ct.version:
         raise CorruptStreamError("context model version disagrees with the stream")
-    n_esc = escape_count(params, n * M)
+    n_esc = escape_count(params, h * w * M)
     esc_vals = unpack_varints(sections[1], n_esc)
     if n_esc and np.abs(esc_vals).max() > (MAX_LATENT if ct.wmean is None else MAX_RESIDUAL):
         raise CorruptStreamError("latent value out of range")
     dec = SymbolDecoder(sections[0])
+    out = np.empty((h, w, M), np.int32)
+    used = 0
+    for rs, cs in _tiles(h, w, ct.version):
+        th, tw = rs.stop - rs.start, cs.stop - cs.start
+        y, used = _decode_tile(ct, dec, esc_vals, used, th, tw)
+        out[rs, cs][:, :, ct.order] = y.T.reshape(th, tw, M)
+    if used != n_esc:
+        raise CorruptStreamError("escape count disagrees with the decoded symbols")
+    return out.reshape(h * w, M)
+
+
+def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int, w: int):
+    """Decode one tile channel by channel: ((M, h*w) int64 in coding order, escapes used so far)."""
+    from .entropy import from_symbols
+
+    M, n, n_esc = ct.order.size, h * w, esc_vals.size
     spatial = ct.wmean is not None
     passes = _passes(h, w, ct.passes)
     where = [np.flatnonzero(passes == g) for g in range(ct.passes)]
     y = np.zeros((M, n), np.int64)  # coding order, filled as channels are decoded
     mag = np.zeros((M, n), np.int64)
     nb_y, nb_mag = (np.zeros((M, n), np.int64) for _ in range(2)) if spatial else (mag, mag)
-    used = 0
+    none = np.zeros(0, np.int64)
     for j in range(M):
         activity = _predict(ct.wmag, mag, nb_mag, j, j + 1)[0]
-        acc = _predict(ct.wmean, y, nb_y, j, j + 1)[0] if spatial else None
+        acc = _predict(ct.wmean, y, nb_y, j, j + 1)[0] if spatial else none
+        own_mag, own_mean = (int(ct.wmag[j, 2 * M]), int(ct.wmean[j, 2 * M])) if spatial else (0, 0)
         for g, pos in enumerate(where):
-            a = activity[pos]
-            if g == 1:  # the 4 neighbours in this channel are first-pass positions, decoded
-                a = a + ct.wmag[j, 2 * M] * nb_mag[j, pos]
-                acc_g = acc[pos] + ct.wmean[j, 2 * M] * nb_y[j, pos]
-            elif spatial:
-                acc_g = acc[pos]
-            ctx = contexts(a, ct.thresholds[j, g])
-            perm = np.argsort(ctx.astype(np.uint8), kind="stable")
-            counts = np.bincount(ctx, minlength=ct.k)
-            row = (j * ct.passes + g) * ct.k
-            idx = np.concatenate([dec.decode(ct.tables, row + i, counts[i]) for i in range(ct.k)]).astype(np.int64)
+            # second pass: the 4 neighbours in this channel are first-pass positions, decoded
+            order, counts, mean = _pass_order(pos, activity, acc, g == 1, own_mag, own_mean, nb_mag[j], nb_y[j], ct.thresholds[j, g], ct.k)
+            idx = dec.decode_run(ct.tables, (j * ct.passes + g) * ct.k, counts).astype(np.int64)
             vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
-            ne = int(esc.sum())
-            if used + ne > n_esc:
-                raise CorruptStreamError("more escapes than the stream declares")
-            vals[esc] = esc_vals[used : used + ne]
-            used += ne
-            if spatial:
-                vals += _round_shift(acc_g[perm])
-            if np.abs(vals).max(initial=0) > MAX_LATENT:
+            ne = int(np.count_nonzero(esc))
+            if ne:
+                if used + ne > n_esc:
+                    raise CorruptStreamError("more escapes than the stream declares")
+                vals[esc] = esc_vals[used : used + ne]
+                used += ne
+            vals += mean
+            if (ne or spatial) and np.abs(vals).max(initial=0) > MAX_LATENT:
                 raise CorruptStreamError("latent value out of range")
-            y[j, pos[perm]] = vals
-            mag[j] = np.abs(y[j])
+            y[j, order] = vals
+            mag[j, order] = np.abs(vals)
             if spatial:  # after the first pass: right at second-pass positions; after the second: everywhere
                 nb_y[j], nb_mag[j] = _n4_row(y[j], h, w), _n4_row(mag[j], h, w)
-    if used != n_esc:
-        raise CorruptStreamError("escape count disagrees with the decoded symbols")
-    out = np.empty((n, M), np.int32)
-    out[:, ct.order] = y.T
-    return out
+    return y, used
