@@ -13,7 +13,9 @@ decoder already has,
 
 Version 2 codes each channel in two passes over a checkerboard: the *anchor*
 positions first, then the others, whose 4 neighbours (all anchors) of the same
-channel join both predictions.  ``K - 1`` integer thresholds per (channel,
+channel join both predictions.  It codes latents larger than 64 positions a
+side in 64 x 64 tiles, one after another, each as if it were the whole latent,
+so the working set stays small on any image.  ``K - 1`` integer thresholds per (channel,
 pass) split the activity into ``K`` contexts, each with its own integer
 frequency table for ``y_j - mu_j``.  Weights (2^12 per unit), thresholds and
 tables are fitted once on latents of the training photos (never Kodak) and
@@ -78,22 +80,25 @@ def _predict(weights, c, nb, j0, j1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _n4_row(x, h, w):
-    """4-neighbour sums (zero outside) of one channel, flat (h*w,) int64."""
-    out = np.zeros(h * w, np.int64)
-    for r in range(h):
-        for c in range(w):
-            p = r * w + c
-            s = 0
-            if r > 0:
-                s += x[p - w]
-            if r < h - 1:
-                s += x[p + w]
-            if c > 0:
-                s += x[p - 1]
-            if c < w - 1:
-                s += x[p + 1]
-            out[p] = s
+def _n4(a, h, w):
+    """Sum over the 4 neighbours (zero outside the latent or tile) of each of
+    the (C, h*w) int64 rows."""
+    out = np.zeros(a.shape, np.int64)
+    for ch in range(a.shape[0]):
+        x = a[ch]
+        for r in range(h):
+            for c in range(w):
+                p = r * w + c
+                s = 0
+                if r > 0:
+                    s += x[p - w]
+                if r < h - 1:
+                    s += x[p + w]
+                if c > 0:
+                    s += x[p - 1]
+                if c < w - 1:
+                    s += x[p + 1]
+                out[ch, p] = s
     return out
 
 
@@ -152,17 +157,6 @@ def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds
                 m += w_mean * nb_y[p]
             mean[d] = (m + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
     return order, counts, mean
-
-
-def _n4(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sum over the 4 neighbours (zero outside the latent) of (C, h*w) rows."""
-    x = a.reshape(-1, h, w)
-    out = np.zeros_like(x)
-    out[:, 1:] += x[:, :-1]
-    out[:, :-1] += x[:, 1:]
-    out[:, :, 1:] += x[:, :, :-1]
-    out[:, :, :-1] += x[:, :, 1:]
-    return out.reshape(a.shape)
 
 
 def _passes(h: int, w: int, g: int) -> np.ndarray:
@@ -509,5 +503,5 @@ def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int
             y[j, order] = vals
             mag[j, order] = np.abs(vals)
             if spatial:  # after the first pass: right at second-pass positions; after the second: everywhere
-                nb_y[j], nb_mag[j] = _n4_row(y[j], h, w), _n4_row(mag[j], h, w)
+                nb_y[j], nb_mag[j] = _n4(y[j : j + 1], h, w)[0], _n4(mag[j : j + 1], h, w)[0]
     return y, used
