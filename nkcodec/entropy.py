@@ -80,6 +80,7 @@ class IntTables:
             raise ValueError("table sizes out of range")
         self.freq, self.size = freq, size
         self._models = [None] * freq.shape[0]
+        self._coding = None
 
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> "IntTables":
@@ -95,6 +96,13 @@ class IntTables:
             self._models[k] = constriction.stream.model.Categorical(f, perfect=False)
         return self._models[k]
 
+    def coding_models(self) -> list:
+        """Per table: its model, or None for a one-symbol alphabet (nothing to code).
+        Built once; for callers that code many short streams."""
+        if self._coding is None:
+            self._coding = [self.model(k) if n > 1 else None for k, n in enumerate(self.size.tolist())]
+        return self._coding
+
 
 def encode_symbols(streams: list, tables: IntTables, checked: bool = False, rows=None) -> bytes:
     """ANS-code ``streams[k]`` (int symbols in 0..size[k]-1) with table k (or
@@ -105,6 +113,13 @@ def encode_symbols(streams: list, tables: IntTables, checked: bool = False, rows
     import constriction
 
     coder = constriction.stream.stack.AnsCoder()
+    if checked and rows is not None:  # many short streams: the quick loop
+        models = tables.coding_models()
+        encode = coder.encode_reverse
+        for s, k in zip(reversed(streams), reversed(rows)):
+            if models[k] is not None and s.size:
+                encode(s, models[k])
+        return coder.get_compressed().tobytes()
     for i in reversed(range(len(streams))):
         k = i if rows is None else rows[i]
         s = streams[i] if checked else np.ascontiguousarray(streams[i], np.int32)
@@ -136,15 +151,14 @@ class SymbolDecoder:
         """``counts[i]`` symbols with table ``first + i``, for each i in turn, concatenated
         (the same as :meth:`decode` table by table, with less overhead per table)."""
         out = []
-        size, coder = tables.size, self._coder
+        models, decode = tables.coding_models(), self._coder.decode
         try:
-            for i, n in enumerate(np.asarray(counts).tolist()):
+            for k, n in enumerate(counts.tolist(), first):
                 if n:
-                    k = first + i
-                    out.append(np.zeros(n, np.int32) if size[k] <= 1 else coder.decode(tables.model(k), n))
+                    out.append(np.zeros(n, np.int32) if models[k] is None else decode(models[k], n))
         except Exception as e:  # constriction raises its own errors on impossible states
             raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
-        return np.concatenate(out) if out else np.zeros(0, np.int32)
+        return np.concatenate(out) if len(out) > 1 else out[0] if out else np.zeros(0, np.int32)
 
     def decode(self, tables: IntTables, k: int, n: int) -> np.ndarray:
         """``n`` symbols coded with table ``k``."""
