@@ -202,6 +202,8 @@ class ContextTables:
         self.thresholds = thr[:, None, :] if thr.ndim == 2 else thr
         self.passes = self.thresholds.shape[1]
         self.k = self.thresholds.shape[2] + 1
+        if self.thresholds.ndim != 3 or self.thresholds.shape[0] != m or self.passes not in (1, 2):
+            raise ValueError("context thresholds have the wrong shape")
         if self.passes == 2 and (self.wmean is None or self.wmag.shape[1] != 2 * m + 1):
             raise ValueError("two-pass context tables need spatial weights")
         self.lo = np.asarray(lo, np.int64)

@@ -183,3 +183,25 @@ def test_context_beats_scalar_on_a_photo():
     np.testing.assert_array_equal(nkcodec.decompress(a), nkcodec.decompress(b))
     if p.exists():
         assert len(b) < len(a)
+
+
+def test_malformed_context_model_is_refused():
+    """Context arrays that do not fit the model raise ValueError when loaded,
+    before any kernel indexes with them."""
+    from nkcodec import context
+    from nkcodec.model import NUM_QUALITIES
+
+    m = zoo.load_model()
+    arrays = dict(m.ctx)
+    tables = [m.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
+    assert context.ContextTables.from_arrays(arrays, tables, 2, 2).passes == 2
+    bad = [
+        {"v2/thresholds": arrays["v2/thresholds"][:, :100]},  # too few channels
+        {"v2/wmag": arrays["v2/wmag"][..., :-1]},  # no own-neighbour column
+        {"v2/wmean": arrays["v2/wmean"] * 0 + (1 << 16)},  # weights out of range
+        {"v2/order": arrays["v2/order"] * 0},  # not a permutation
+        {"v2/freq": arrays["v2/freq"][:-1]},  # wrong table size
+    ]
+    for change in bad:
+        with pytest.raises(ValueError):
+            context.ContextTables.from_arrays({**arrays, **change}, tables, 2, 2)
