@@ -103,6 +103,23 @@ def _n4(a, h, w):
 
 
 @numba.njit(cache=True, nogil=True)
+def _reached(a, thresholds, k):
+    """Context of one activity value: how many of the K-1 thresholds it has reached."""
+    c = 0
+    for i in range(k - 1):
+        if a >= thresholds[i]:
+            c += 1
+    return c
+
+
+@numba.njit(cache=True, nogil=True)
+def _round_shift(acc):
+    """round(acc / 2**WEIGHT_BITS), halves up, of an int64 value or array; exact
+    (the arithmetic shift floors)."""
+    return (acc + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
+
+
+@numba.njit(cache=True, nogil=True)
 def _keys(activity, thresholds, passes, k):
     """Stream key ``(j * passes + g) * K + context`` of every (ordered channel j,
     position); the context counts the pass's thresholds the activity reached."""
@@ -112,12 +129,7 @@ def _keys(activity, thresholds, passes, k):
     for j in range(m):
         for p in range(n):
             g = passes[p]
-            a = activity[j, p]
-            c = 0
-            for i in range(k - 1):
-                if a >= thresholds[j, g, i]:
-                    c += 1
-            out[j, p] = (j * g_n + g) * k + c
+            out[j, p] = (j * g_n + g) * k + _reached(activity[j, p], thresholds[j, g], k)
     return out
 
 
@@ -135,12 +147,8 @@ def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds
         a = activity[p]
         if own:
             a += w_mag * nb_mag[p]
-        c = 0
-        for i in range(k - 1):
-            if a >= thresholds[i]:
-                c += 1
-        ctx[t] = c
-        counts[c] += 1
+        ctx[t] = _reached(a, thresholds, k)
+        counts[ctx[t]] += 1
     start = np.zeros(k, np.int64)
     for c in range(1, k):
         start[c] = start[c - 1] + counts[c - 1]
@@ -155,7 +163,7 @@ def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds
             m = acc[p]
             if own:
                 m += w_mean * nb_y[p]
-            mean[d] = (m + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
+            mean[d] = _round_shift(m)
     return order, counts, mean
 
 
@@ -167,14 +175,9 @@ def _passes(h: int, w: int, g: int) -> np.ndarray:
     return (r + c) & 1
 
 
-def _round_shift(acc: np.ndarray) -> np.ndarray:
-    """round(acc / 2**WEIGHT_BITS), halves up; exact (arithmetic shift floors)."""
-    return (acc + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
-
-
 def contexts(activity: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Context index (0..K-1) of each activity value for one channel: how many
-    of the channel's K-1 thresholds the activity has reached."""
+    of the channel's K-1 thresholds the activity has reached (as the coder counts)."""
     activity, thresholds = np.asarray(activity, np.int64), np.asarray(thresholds, np.int64)
     return _keys(activity[None], thresholds[None, None], np.zeros(activity.size, np.int64), thresholds.size + 1)[0]
 
@@ -199,11 +202,11 @@ class ContextTables:
         self.wmag = self._causal(wmag, m)
         self.wmean = None if wmean is None else self._causal(wmean, m)
         thr = np.asarray(thresholds, np.int64)
-        self.thresholds = thr[:, None, :] if thr.ndim == 2 else thr
+        self.thresholds = thr[:, None, :] if thr.ndim == 2 else thr  # version 1: one pass
+        if self.thresholds.ndim != 3 or self.thresholds.shape[0] != m or self.thresholds.shape[1] not in (1, 2):
+            raise ValueError("context thresholds have the wrong shape")
         self.passes = self.thresholds.shape[1]
         self.k = self.thresholds.shape[2] + 1
-        if self.thresholds.ndim != 3 or self.thresholds.shape[0] != m or self.passes not in (1, 2):
-            raise ValueError("context thresholds have the wrong shape")
         if self.passes == 2 and (self.wmean is None or self.wmag.shape[1] != 2 * m + 1):
             raise ValueError("two-pass context tables need spatial weights")
         self.lo = np.asarray(lo, np.int64)
@@ -371,7 +374,7 @@ def add_to_weights(path, arrays: dict) -> Path:
     return path
 
 
-def _shape(y_or_shape, m: int):
+def _shape(y_or_shape):
     """(h, w) of a latent (h, w, M) or (n, M), or of a given shape / count."""
     if isinstance(y_or_shape, np.ndarray):
         return y_or_shape.shape[:2] if y_or_shape.ndim == 3 else (1, y_or_shape.shape[0])
@@ -420,7 +423,7 @@ def code_latent(ct: ContextTables, y: np.ndarray):
     from .entropy import encode_symbols, pack_varints
 
     y = np.asarray(y)
-    h, w = _shape(y, ct.order.size)
+    h, w = _shape(y)
     v = y.reshape(h, w, -1)[:, :, ct.order]
     if np.abs(v).max(initial=0) > MAX_LATENT:
         raise ValueError("latent value out of range")
@@ -453,7 +456,7 @@ def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.
     from .entropy import SymbolDecoder, escape_count, unpack_varints
 
     M = ct.order.size
-    h, w = _shape(shape, M)
+    h, w = _shape(shape)
     if stream_version(params) != ct.version:
         raise CorruptStreamError("context model version disagrees with the stream")
     n_esc = escape_count(params, h * w * M)
@@ -491,7 +494,7 @@ def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int
         for g, pos in enumerate(where):
             # second pass: the 4 neighbours in this channel are first-pass positions, decoded
             order, counts, mean = _pass_order(pos, activity, acc, g == 1, own_mag, own_mean, nb_mag[j], nb_y[j], ct.thresholds[j, g], ct.k)
-            idx = dec.decode_run(ct.tables, (j * ct.passes + g) * ct.k, counts).astype(np.int64)
+            idx = dec.decode_run(ct.tables, (j * ct.passes + g) * ct.k, counts.tolist()).astype(np.int64)
             vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
             ne = int(np.count_nonzero(esc))
             if ne:

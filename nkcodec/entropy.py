@@ -79,7 +79,6 @@ class IntTables:
         if np.any(size < 1) or np.any(size > freq.shape[1]):
             raise ValueError("table sizes out of range")
         self.freq, self.size = freq, size
-        self._models = [None] * freq.shape[0]
         self._coding = None
 
     @classmethod
@@ -88,19 +87,18 @@ class IntTables:
         counts = np.atleast_2d(np.asarray(counts, np.float64))
         return cls(np.stack([_table_row(c) for c in counts]), np.full(counts.shape[0], counts.shape[1]))
 
-    def model(self, k: int):
+    def coding_models(self) -> list:
+        """Per table: its constriction model, or None for a one-symbol alphabet
+        (nothing to code); built once, so that coding many short streams pays no
+        lookup per stream.  Each model gets ``freq / row total``, exact in float64."""
         import constriction
 
-        if self._models[k] is None:
-            f = self.freq[k, : self.size[k]].astype(np.float64) / float(self.freq[k, : self.size[k]].sum())
-            self._models[k] = constriction.stream.model.Categorical(f, perfect=False)
-        return self._models[k]
-
-    def coding_models(self) -> list:
-        """Per table: its model, or None for a one-symbol alphabet (nothing to code).
-        Built once; for callers that code many short streams."""
         if self._coding is None:
-            self._coding = [self.model(k) if n > 1 else None for k, n in enumerate(self.size.tolist())]
+            inside = np.arange(self.freq.shape[1])[None, :] < self.size[:, None]
+            f = self.freq.astype(np.float64)
+            f /= np.where(inside, f, 0.0).sum(axis=1)[:, None]
+            cat = constriction.stream.model.Categorical
+            self._coding = [cat(f[k, :n], perfect=False) if n > 1 else None for k, n in enumerate(self.size.tolist())]
         return self._coding
 
 
@@ -113,20 +111,16 @@ def encode_symbols(streams: list, tables: IntTables, checked: bool = False, rows
     import constriction
 
     coder = constriction.stream.stack.AnsCoder()
-    if checked and rows is not None:  # many short streams: the quick loop
-        models = tables.coding_models()
-        encode = coder.encode_reverse
-        for s, k in zip(reversed(streams), reversed(rows)):
-            if models[k] is not None and s.size:
-                encode(s, models[k])
-        return coder.get_compressed().tobytes()
+    models = tables.coding_models()
     for i in reversed(range(len(streams))):
         k = i if rows is None else rows[i]
         s = streams[i] if checked else np.ascontiguousarray(streams[i], np.int32)
-        if s.size and tables.size[k] > 1:  # a one-symbol alphabet costs nothing
-            if not checked and (s.min() < 0 or s.max() >= tables.size[k]):
-                raise ValueError(f"symbol out of range for table {k}")
-            coder.encode_reverse(s, tables.model(k))
+        if not s.size:
+            continue
+        if not checked and (s.min() < 0 or s.max() >= tables.size[k]):
+            raise ValueError(f"symbol out of range for table {k}")
+        if models[k] is not None:  # a one-symbol alphabet costs nothing
+            coder.encode_reverse(s, models[k])
     return coder.get_compressed().tobytes()
 
 
@@ -148,12 +142,12 @@ class SymbolDecoder:
         self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
 
     def decode_run(self, tables: IntTables, first: int, counts) -> np.ndarray:
-        """``counts[i]`` symbols with table ``first + i``, for each i in turn, concatenated
-        (the same as :meth:`decode` table by table, with less overhead per table)."""
+        """``counts[i]`` symbols with table ``first + i``, for each i in turn, concatenated."""
         out = []
         models, decode = tables.coding_models(), self._coder.decode
         try:
-            for k, n in enumerate(counts.tolist(), first):
+            for k, n in enumerate(counts, first):
+                n = int(n)
                 if n:
                     out.append(np.zeros(n, np.int32) if models[k] is None else decode(models[k], n))
         except Exception as e:  # constriction raises its own errors on impossible states
@@ -162,13 +156,7 @@ class SymbolDecoder:
 
     def decode(self, tables: IntTables, k: int, n: int) -> np.ndarray:
         """``n`` symbols coded with table ``k``."""
-        n = int(n)
-        if not n or tables.size[k] <= 1:
-            return np.zeros(n, np.int32)
-        try:
-            return self._coder.decode(tables.model(k), n)
-        except Exception as e:  # constriction raises its own errors on impossible states
-            raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
+        return self.decode_run(tables, k, [n])
 
 
 def pack_varints(values) -> bytes:

@@ -17,6 +17,10 @@ def test_fixed_tables_round_trip():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="out of range"):
         entropy.encode_symbols([np.array([7]), np.array([0])], t)
+    one = entropy.IntTables(np.array([[1 << entropy.PRECISION, 0]]), np.array([1]))  # one-symbol alphabet
+    assert entropy.encode_symbols([np.zeros(3, np.int64)], one) == entropy.encode_symbols([], one)  # costs nothing
+    with pytest.raises(ValueError, match="out of range"):  # but a symbol it cannot hold is still refused
+        entropy.encode_symbols([np.array([1])], one)
 
 
 def test_skewed_data_costs_few_bits():
