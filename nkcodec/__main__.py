@@ -38,27 +38,74 @@ def write_image(path, image) -> None:
     Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image).save(path)
 
 
+def _outputs(inputs: list, output, suffix: str) -> list:
+    """Output path of each input: ``output`` itself for one input (or, when it is
+    an existing folder, a file in it), else ``output`` must be a folder (created)
+    and each input's name gets ``suffix`` there; without ``output``, next to the input."""
+    if output is None:
+        outs = [Path(i).with_suffix(suffix) for i in inputs]
+    elif len(inputs) == 1 and not Path(output).is_dir():
+        outs = [Path(output)]
+    else:
+        folder = Path(output)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"-o {output}: with several inputs, -o must be a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        outs = [folder / Path(i).with_suffix(suffix).name for i in inputs]
+    seen = {}
+    for i, o in zip(inputs, outs):
+        key = o.resolve()
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {i} would both be written to {o}")
+        if key == Path(i).resolve():
+            raise ValueError(f"{i}: output would overwrite the input")
+        seen[key] = i
+    return outs
+
+
+def _each(inputs: list, outs: list, work) -> int:
+    """Run ``work(input, output)`` on every pair; a failing file is reported (one
+    line) and the others still run.  Status 1 if any failed."""
+    from .errors import NkcodecError
+
+    failed = 0
+    for i, o in zip(inputs, outs):
+        try:
+            work(i, o)
+        except (NkcodecError, ValueError, OSError) as e:
+            if len(inputs) == 1:
+                raise
+            print(f"nkcodec: error: {i}: {e}", file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"nkcodec: {failed} of {len(inputs)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _encode(args) -> int:
     import nkcodec
 
-    image = read_image(args.input)
-    data = nkcodec.compress(image, quality=args.quality, preset=args.preset)
-    out = Path(args.output) if args.output else Path(args.input).with_suffix(".nkc")
-    out.write_bytes(data)
-    bpp = nkcodec.metrics.bpp(data, image)
-    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}")
-    return 0
+    codec = nkcodec.Codec(args.quality, args.preset)  # one codec: the nets compile once for all files
+
+    def work(src, out):
+        image = read_image(src)
+        data = codec.encode(image)
+        out.write_bytes(data)
+        bpp = nkcodec.metrics.bpp(data, image)
+        print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}")
+
+    return _each(args.input, _outputs(args.input, args.output, ".nkc"), work)
 
 
 def _decode(args) -> int:
     import nkcodec
 
-    data = Path(args.input).read_bytes()
-    image = nkcodec.decompress(data)
-    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
-    write_image(out, image)
-    print(f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)")
-    return 0
+    def work(src, out):
+        image = nkcodec.decompress(Path(src).read_bytes())
+        write_image(out, image)
+        print(f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)")
+
+    return _each(args.input, _outputs(args.input, args.output, ".png"), work)
 
 
 def _info(args) -> int:
@@ -186,16 +233,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    e = sub.add_parser("encode", help="compress an image file to .nkc")
-    e.add_argument("input")
-    e.add_argument("-o", "--output")
+    e = sub.add_parser("encode", help="compress image files to .nkc")
+    e.add_argument("input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...)")
+    e.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .nkc)")
     e.add_argument("--quality", type=int, default=4, help="1 (smallest) .. 8 (best), default 4")
     e.add_argument("--preset", default="default", choices=presets)
     e.set_defaults(func=_encode)
 
-    d = sub.add_parser("decode", help="decompress .nkc to PNG")
-    d.add_argument("input")
-    d.add_argument("-o", "--output")
+    d = sub.add_parser("decode", help="decompress .nkc files to PNG")
+    d.add_argument("input", nargs="+", help=".nkc file(s)")
+    d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
     d.set_defaults(func=_decode)
 
     i = sub.add_parser("info", help="describe a .nkc file")

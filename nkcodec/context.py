@@ -289,7 +289,7 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from .entropy import to_symbols
-    from .model import NUM_QUALITIES
+    from .config import NUM_QUALITIES
     from .zoo import _quantize_pmf
 
     M = m.latent_channels

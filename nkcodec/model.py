@@ -21,13 +21,14 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from .config import LAMBDAS, NUM_QUALITIES, ModelConfig
 
 __all__ = [
     "ModelConfig",
@@ -40,40 +41,6 @@ __all__ = [
     "LAMBDAS",
     "NUM_QUALITIES",
 ]
-
-NUM_QUALITIES = 8
-# Rate-distortion trade-offs per quality (MSE on [0,1] images, times 255**2),
-# the same ladder as CompressAI's bmshj2018-factorized.
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Architecture hyper-parameters (stored with the weights)."""
-
-    n: int = 64  # hidden channels
-    m: int = 192  # latent channels
-    kernel_a: int = 5  # analysis kernel (stride 2)
-    kernel_s: int = 3  # synthesis sub-pixel conv kernel
-    activation: str = "gdn"  # "gdn" (simplified GDN, Johnston et al. 2019) or "relu"
-    filters: tuple = (3, 3, 3)  # factorized prior density-net widths
-    # One factorized prior per quality (True) or one shared by all qualities
-    # (False, the nk64-1 model).  A shared prior has to cover the latents of
-    # every gain at once: at quality 1 it cost ~30% more bits than an adapted one.
-    prior_per_quality: bool = False
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["filters"] = list(self.filters)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        d = dict(d)
-        d["filters"] = tuple(d.get("filters", (3, 3, 3)))
-        d.setdefault("prior_per_quality", False)
-        return cls(**d)
-
 
 def depth_to_space(x, r: int = 2):
     """(B, H, W, r*r*C) -> (B, r*H, r*W, C)."""

@@ -181,38 +181,14 @@ class LoadedModel:
     """A shipped model: jitted analysis/synthesis, integer tables and metadata."""
 
     def __init__(self, path):
-        import jax
-        import jax.numpy as jnp
-        from flax import nnx
+        from .config import ModelConfig
 
-        from .model import CompressionModel, ModelConfig
-
-        self.meta, params, self.tables, fixed, self.ctx = _read(path, "param", "table", "fixed", "ctx")
-        self.name = Path(path).stem
+        self.meta, self._params, self.tables, fixed, self.ctx = _read(path, "param", "table", "fixed", "ctx")
+        self.path = Path(path)
+        self.name = self.path.stem
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
-        model = CompressionModel(self.config, seed=0)
-        load_params_into(model, params, path)
-        graphdef, state = nnx.split(model)
-        self._state = state
-
-        @jax.jit
-        def enc(state, x, q):
-            m = nnx.merge(graphdef, state)
-            return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
-
-        @jax.jit
-        def dec(state, y, q):
-            m = nnx.merge(graphdef, state)
-            x = m.decode_latent(y.astype(jnp.float32), q)
-            return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
-
-        @jax.jit
-        def bits(state, y, q):
-            m = nnx.merge(graphdef, state)
-            return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
-
-        self._enc, self._dec, self._bits = enc, dec, bits
+        self._nets = None  # (state, enc, dec, bits): the float nets, built on first use (decoding may never need them)
         self._int_tables = {}  # prior group -> IntTables
         self._ctx_tables = {}  # (quality, version) -> ContextTables, built on first use
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
@@ -222,6 +198,40 @@ class LoadedModel:
             from .fixed import XlaSynthesis
 
             self._fixed_dec = XlaSynthesis(self.fixed)
+
+    def _float_nets(self) -> tuple:
+        """(state, enc, dec, bits): the Flax model with the file's parameters and its
+        jitted analysis, float synthesis and rate estimate, built once."""
+        if self._nets is None:
+            import jax
+            import jax.numpy as jnp
+            from flax import nnx
+
+            from .model import CompressionModel
+
+            # shapes only: a random initialisation would compile ~46 XLA kernels (about 4 s) for nothing
+            model = nnx.eval_shape(lambda: CompressionModel(self.config, seed=0))
+            load_params_into(model, self._params, self.path)
+            graphdef, state = nnx.split(model)
+
+            @jax.jit
+            def enc(state, x, q):
+                m = nnx.merge(graphdef, state)
+                return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
+
+            @jax.jit
+            def dec(state, y, q):
+                m = nnx.merge(graphdef, state)
+                x = m.decode_latent(y.astype(jnp.float32), q)
+                return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
+
+            @jax.jit
+            def bits(state, y, q):
+                m = nnx.merge(graphdef, state)
+                return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
+
+            self._nets = (state, enc, dec, bits)
+        return self._nets
 
     @property
     def latent_channels(self) -> int:
@@ -259,7 +269,7 @@ class LoadedModel:
         if version not in versions:
             raise ValueError(f"model {self.name} has no version-{version} context tables")
         if (quality, version) not in self._ctx_tables:
-            from .model import NUM_QUALITIES
+            from .config import NUM_QUALITIES
 
             model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
             self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
@@ -279,9 +289,10 @@ class LoadedModel:
         hb, wb = _bucket(h), _bucket(w)
         x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
         q = jnp.asarray([quality - 1], jnp.int32)
+        state, enc, _, _ = self._float_nets()
 
         def run(window):
-            return np.asarray(self._enc(self._state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
+            return np.asarray(enc(state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
 
         y = _tiled(run, x, (hb // 16, wb // 16, self.config.m), scale_in=16, scale_out=1, halo=ENC_HALO, dtype=np.int32)
         return y[: -(-h // 16), : -(-w // 16)]
@@ -290,7 +301,8 @@ class LoadedModel:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
         import jax.numpy as jnp
 
-        return float(self._bits(self._state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
+        state, _, _, bits = self._float_nets()
+        return float(bits(state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
@@ -305,7 +317,8 @@ class LoadedModel:
             run = functools.partial(self._fixed_dec, quality=quality)
             x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
         else:
-            x = np.asarray(self._dec(self._state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
+            state, _, dec, _ = self._float_nets()
+            x = np.asarray(dec(state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
 

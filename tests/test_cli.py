@@ -31,6 +31,31 @@ def test_errors_are_one_line(tmp_path, capsys):
         main(["encode", "x.png", "--preset", "nope"])
 
 
+def test_many_files_in_one_call(tmp_path, capsys):
+    """Several inputs share one codec; -o is then a folder; a bad file is reported
+    and skipped, the others are still written, and the status says something failed."""
+    rng = np.random.default_rng(0)
+    srcs = []
+    for name in ("a", "b", "c"):
+        srcs.append(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 255, (9, 14, 3), dtype=np.uint8)).save(srcs[-1])
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["encode", *map(str, srcs), "-o", str(out), "--preset", "rle"]) == 1
+    err = capsys.readouterr().err
+    assert "b.png" in err and "1 of 3 files failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.nkc", "c.nkc"]
+    assert main(["decode", str(out / "a.nkc"), str(out / "c.nkc")]) == 0  # next to each input
+    for name in ("a", "c"):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}.png")), np.asarray(Image.open(tmp_path / f"{name}.png")))
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "sub" / "a.png")
+    assert main(["encode", str(srcs[0]), str(tmp_path / "sub" / "a.png"), "-o", str(out)]) == 1
+    assert "both be written" in capsys.readouterr().err
+    assert main(["encode", str(srcs[0]), str(srcs[2]), "-o", str(srcs[0])]) == 1
+    assert "must be a folder" in capsys.readouterr().err
+
+
 def test_bench_json(tmp_path):
     out = tmp_path / "b.json"
     assert main(["bench", "--quick", "--json", str(out)]) == 0
