@@ -276,18 +276,67 @@ class ContextPreset(_LearnedBase):
         return {"latent": params}, sections
 
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
-        from .context import decode_latent, stream_version
+        return _decode_context(header, sections, m, header.quality)
 
-        if len(sections) != 2:
-            raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
-        params = header.params.get("latent") or {}
-        try:
-            ct = m.context_tables(header.quality, stream_version(params))
-        except ValueError as e:
-            raise CorruptStreamError(str(e)) from None
-        h, w = _latent_hw(header)
-        y = decode_latent(ct, params, sections, (h, w))
-        return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
+
+def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
+    """The ``context`` preset's image from its two sections, coded at ``quality``."""
+    from .context import decode_latent, stream_version
+
+    if len(sections) != 2:
+        raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
+    params = header.params.get("latent") or {}
+    try:
+        ct = m.context_tables(quality, stream_version(params))
+    except ValueError as e:
+        raise CorruptStreamError(str(e)) from None
+    h, w = _latent_hw(header)
+    y = decode_latent(ct, params, sections, (h, w))
+    return m.decode_latent(y.reshape(h, w, -1), quality, (header.height, header.width))
+
+
+class NearLosslessPreset(_LearnedBase):
+    """Bounded error: the ``context`` preset's image at quality ``base`` plus a coded
+    residual (:mod:`nkcodec.residual`) that puts every sample within ``max_error``
+    of the original; ``max_error=0`` is lossless.  The codec's ``quality`` is not used."""
+
+    name = "near-lossless"
+
+    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int = 6):
+        from .residual import MAX_ERROR
+
+        super().__init__(quality, model)
+        if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
+            raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
+        if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base not in QUALITIES:
+            raise ValueError(f"base must be a quality in 1..8, got {base!r}")
+        self.max_error, self.base = int(max_error), int(base)
+
+    @property
+    def lossless(self) -> bool:
+        return self.max_error == 0
+
+    def _encode_rgb(self, rgb: np.ndarray):
+        from . import residual
+        from .context import code_latent
+
+        ct = self.model.context_tables(self.base)
+        y = self.model.encode_latent(rgb, self.base)
+        params, sections = code_latent(ct, y)
+        x_hat = self.model.decode_latent(y, self.base, rgb.shape[:2])  # the decoder's base image, exactly
+        r_params, r_sections = residual.encode(rgb, x_hat, self.max_error)
+        return {"latent": params, "residual": {**r_params, "base": self.base}}, sections + r_sections
+
+    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+        from . import residual
+
+        if len(sections) != 5:
+            raise CorruptStreamError(f"near-lossless stream has {len(sections)} sections, expected 5")
+        base = _param(header, "residual", "base", int)
+        if base not in QUALITIES:
+            raise CorruptStreamError(f"base quality {base} outside 1..8")
+        x_hat = _decode_context(header, sections[:2], m, base)
+        return residual.decode(x_hat, header.params["residual"], sections[2:])
 
 
 _RUN_CAP = 64  # run lengths 1..63 get a symbol each; 64 means "64 or more" (+ varint)
@@ -432,6 +481,7 @@ PRESETS = {
     "paper": PaperPreset,
     "scalar-rle": ScalarRlePreset,
     "cluster": ClusterPreset,
+    "near-lossless": NearLosslessPreset,
 }
 # "default" names the best preset measured so far; the learned codec takes it over.
 _ALIASES = {"default": "context"}

@@ -52,7 +52,7 @@ MAX_PARAMS = 1 << 16
 MAX_SECTIONS = 1024
 
 # Preset ids are part of the format: never renumber, only append.
-PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "default": 4, "scalar": 5, "cluster": 6, "scalar-rle": 7, "context": 8}
+PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "default": 4, "scalar": 5, "cluster": 6, "scalar-rle": 7, "context": 8, "near-lossless": 9}
 _PRESET_NAMES = {v: k for k, v in PRESET_IDS.items()}
 
 _FIXED = struct.Struct("<3sBIIBBBBHI")  # through the params length

@@ -1,0 +1,259 @@
+"""Bounded-error residual layer over the learned base image (the ``near-lossless`` preset).
+
+The learned codec reconstructs ``x_hat``; this layer codes ``x - x_hat`` so that
+every decoded sample is within ``max_error`` of the original (``max_error=0``:
+lossless).  The residual is quantised with step ``2 * max_error + 1``:
+``r = floor((x - x_hat + max_error) / step)`` and the decoder outputs
+``clip(x_hat + r * step, 0, 255)``, so ``|x - out| <= max_error`` everywhere
+(clipping can only move a value towards the original, which lies in 0..255).
+
+``r`` is coded channel by channel (G, then R, then B), each in two passes over a
+checkerboard, like the latent's context model:
+
+* a **prediction** ``p`` of each ``r``, an integer linear combination (weights in
+  1/256, fitted per image by least squares and sent in the stream's params) of
+  the earlier channels' ``r`` at the pixel and, in the second pass, the sum of
+  the pixel's 4 neighbours in its own channel (all first-pass pixels, decoded);
+* a **context** (one of 36) from the base image's local gradient and the
+  magnitudes of those same features;
+* ``r - p`` is ANS-coded with, per (channel, pass, context), one of
+  ``len(THETAS)`` two-sided geometric integer tables; the encoder picks the
+  cheapest and sends its index (one byte per non-empty context).  Values beyond +-63 escape as varints.
+
+The tables are built from integer ratios with integer arithmetic only, and all
+predictions and contexts are int64 sums, so every machine decodes the same bytes
+to the same pixels.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+>>> base = np.clip(x.astype(int) + 3, 0, 255).astype(np.uint8)
+>>> params, sections = encode(x, base, max_error=1)
+>>> out = decode(base, params, sections)
+>>> int(np.abs(out.astype(int) - x).max()) <= 1
+True
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .errors import CorruptStreamError
+
+__all__ = ["MAX_ERROR", "THETAS", "decode", "encode", "table_bank"]
+
+MAX_ERROR = 32  # largest max_error a stream may name
+SPAN = 63  # residual symbols -SPAN..SPAN; beyond: escape bins + varints
+_SIZE = 2 * SPAN + 3  # symbols: escape below, -SPAN..SPAN, escape above
+_LO = -SPAN
+_TOTAL = 1 << 16
+# Ratios theta * 2**16 of the two-sided geometric tables P(k) ~ theta**|k|:
+# Laplace scales 0.1 * 1.25**i residual steps (0.1 .. 101), theta = exp(-1 / scale).
+THETAS = (
+    3, 22, 109, 392, 1090, 2474, 4764, 8048, 12242, 17123, 22395, 27760, 32964, 37820, 42216, 46097,
+    49458, 52322, 54732, 56740, 58400, 59762, 60874, 61779, 62513, 63106, 63585, 63970, 64281, 64530, 64730, 64890,
+)  # fmt: skip
+_GRAD_EDGES = (6, 12, 24, 48, 96)  # base-image gradient (3-channel sum of central differences)
+_MAG_EDGES = (1, 3, 6, 12, 24)  # magnitudes of the features, in residual steps
+_BINS = len(_GRAD_EDGES) + 1
+NUM_CONTEXTS = _BINS * (len(_MAG_EDGES) + 1)
+_ORDER = (1, 0, 2)  # G first: R and B are predicted from it
+_COEF_BITS = 8
+_MAX_COEF = 1 << 12
+_MAX_ESCAPE = 1 << 20  # |r - p| <= 255 + 16 * 6 * 255 in any real stream
+
+
+def _table(theta: int) -> np.ndarray:
+    """Integer frequencies (sum 2**16, each >= 1) of a two-sided geometric
+    distribution with ratio theta / 2**16 over the residual alphabet, escape bins
+    holding the tails.  Integer arithmetic only."""
+    a = np.zeros(SPAN + 2, np.int64)
+    a[0] = 1 << 40
+    for k in range(1, SPAN + 2):
+        a[k] = (int(a[k - 1]) * theta) >> 16
+    tail = (int(a[SPAN + 1]) << 16) // ((1 << 16) - theta)  # sum of theta**k for k > SPAN
+    w = np.concatenate([[tail], a[SPAN:0:-1], a[: SPAN + 1], [tail]])
+    free = _TOTAL - w.size
+    total = int(w.sum())
+    f = (w * free) // total  # floor of each share; the rest goes to the largest remainders
+    rem = (w * free) % total
+    short = free - int(f.sum())
+    f[np.argsort(-rem, kind="stable")[:short]] += 1
+    return (f + 1).astype(np.uint32)
+
+
+@functools.cache
+def table_bank():
+    """:class:`~nkcodec.entropy.IntTables` of every table in :data:`THETAS`."""
+    from .entropy import IntTables
+
+    return IntTables(np.stack([_table(t) for t in THETAS]), np.full(len(THETAS), _SIZE))
+
+
+def _code_lengths() -> np.ndarray:
+    f = table_bank().freq.astype(np.float64)
+    return -np.log2(f / _TOTAL)  # (tables, symbols); the encoder's choice only
+
+
+def _n4(a: np.ndarray) -> np.ndarray:
+    """Sum of the 4 neighbours (zero outside the image), int64."""
+    p = np.pad(a, 1)
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+def _gradient_bins(base: np.ndarray) -> np.ndarray:
+    b = np.pad(base.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    g = np.abs(b[2:, 1:-1] - b[:-2, 1:-1]) + np.abs(b[1:-1, 2:] - b[1:-1, :-2])
+    return np.digitize(g.sum(axis=2), _GRAD_EDGES)
+
+
+def _features(done: list, own, second: bool) -> list:
+    """Prediction features of one channel: earlier channels' residuals, then (second
+    pass) the own channel's 4-neighbour sum."""
+    return [*done, _n4(own)] if second else list(done)
+
+
+def _contexts(gbins, done: list, own, second: bool) -> np.ndarray:
+    if second:
+        mag = _n4(np.abs(own)) // 4
+    elif done:
+        mag = sum(np.abs(d) for d in done)
+    else:
+        mag = np.zeros_like(gbins)
+    return gbins * (len(_MAG_EDGES) + 1) + np.digitize(mag, _MAG_EDGES)
+
+
+def _predict(feats: list, coef, sel) -> np.ndarray:
+    acc = np.zeros(int(sel.sum()), np.int64)
+    for f, c in zip(feats, coef):
+        acc += int(c) * f[sel]
+    return (acc + (1 << (_COEF_BITS - 1))) >> _COEF_BITS  # round half up, exact
+
+
+def _fit(feats: list, target: np.ndarray, sel) -> list:
+    if not feats or not sel.any():
+        return [0] * len(feats)
+    a = np.stack([f[sel] for f in feats], 1).astype(np.float64)
+    c, *_ = np.linalg.lstsq(a, target[sel].astype(np.float64), rcond=None)
+    return np.clip(np.round(c * (1 << _COEF_BITS)), -_MAX_COEF, _MAX_COEF).astype(np.int64).tolist()
+
+
+def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
+    """Residual of ``image`` over ``base`` (both uint8 HxWx3) -> (params, [table
+    choices, ANS bytes, escape varints])."""
+    from .entropy import encode_symbols, pack_varints, to_symbols
+
+    if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
+        raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
+    step = 2 * int(max_error) + 1
+    h, w = image.shape[:2]
+    r = (image.astype(np.int64) - base.astype(np.int64) + max_error) // step
+    gbins = _gradient_bins(base)
+    second = ((np.arange(h)[:, None] + np.arange(w)[None, :]) & 1).astype(bool)
+    lengths = _code_lengths()
+    coefs, choices, streams, rows, escaped = [], [], [], [], []
+    done: list = []
+    for c in _ORDER:
+        own = r[:, :, c]
+        anchors = np.where(second, 0, own)  # what the decoder has after the first pass
+        for g in (0, 1):
+            sel = second == bool(g)
+            feats = _features(done, anchors, bool(g))
+            coef = _fit(feats, own, sel)
+            e = own[sel] - _predict(feats, coef, sel)
+            ctx = _contexts(gbins, done, anchors, bool(g))[sel]
+            order = np.argsort(ctx, kind="stable")
+            sym, esc = to_symbols(e[order], _LO, _SIZE)
+            counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
+            for s in np.split(sym.astype(np.int32), np.cumsum(counts)[:-1]):
+                if s.size:  # an empty context needs no table (the decoder knows the counts)
+                    best = int(np.argmin(lengths @ np.bincount(s, minlength=_SIZE)))
+                    choices.append(best)
+                    streams.append(s)
+                    rows.append(best)
+            coefs.append(coef)
+            escaped.append(e[order][esc])
+        done.insert(0, own)
+    escaped = np.concatenate(escaped)
+    params = {"max_error": int(max_error), "coef": coefs, "escapes": int(escaped.size)}
+    data = encode_symbols(streams, table_bank(), checked=True, rows=rows)
+    return params, [bytes(choices), data, pack_varints(escaped)]
+
+
+def _check_params(params, n: int):
+    if not isinstance(params, dict):
+        raise CorruptStreamError("residual parameters missing")
+    d = params.get("max_error")
+    if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_ERROR:
+        raise CorruptStreamError("residual max_error missing or out of range")
+    coefs = params.get("coef")
+    shapes = [j + g for j in range(3) for g in (0, 1)]  # earlier channels, + own neighbours in pass 2
+    if not isinstance(coefs, list) or [len(c) if isinstance(c, list) else -1 for c in coefs] != shapes:
+        raise CorruptStreamError("residual prediction weights malformed")
+    for c in coefs:
+        if any(isinstance(v, bool) or not isinstance(v, int) or abs(v) > _MAX_COEF for v in c):
+            raise CorruptStreamError("residual prediction weight out of range")
+    from .entropy import escape_count
+
+    return d, coefs, escape_count(params, n)
+
+
+def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
+    """Inverse of :func:`encode`: the uint8 HxWx3 image, within ``max_error`` of the original."""
+    from .entropy import IntTables, SymbolDecoder, from_symbols, unpack_varints
+
+    h, w = base.shape[:2]
+    max_error, coefs, n_esc = _check_params(params, 3 * h * w)
+    if len(sections) != 3:
+        raise CorruptStreamError(f"residual has {len(sections)} sections, expected 3")
+    choices = np.frombuffer(sections[0], np.uint8).astype(np.int64)
+    if choices.size > 6 * NUM_CONTEXTS or choices.max(initial=0) >= len(THETAS):
+        raise CorruptStreamError("residual table choices malformed")
+    bank = table_bank()
+    chosen = 0
+    esc_vals = unpack_varints(sections[2], n_esc)
+    if np.abs(esc_vals).max(initial=0) > _MAX_ESCAPE:
+        raise CorruptStreamError("residual escape value out of range")
+    dec = SymbolDecoder(sections[1])
+    step = 2 * max_error + 1
+    gbins = _gradient_bins(base)
+    second = ((np.arange(h)[:, None] + np.arange(w)[None, :]) & 1).astype(bool)
+    r = np.zeros((h, w, 3), np.int64)
+    used, done = 0, []
+    for j, c in enumerate(_ORDER):
+        own = np.zeros((h, w), np.int64)
+        for g in (0, 1):
+            sel = second == bool(g)
+            feats = _features(done, own, bool(g))
+            pred = _predict(feats, coefs[2 * j + g], sel)
+            ctx = _contexts(gbins, done, own, bool(g))[sel]
+            order = np.argsort(ctx, kind="stable")
+            counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
+            rows = np.zeros(NUM_CONTEXTS, np.int64)  # each non-empty context's table, in stream order
+            used_rows = np.flatnonzero(counts)
+            if chosen + used_rows.size > choices.size:
+                raise CorruptStreamError("residual table choices truncated")
+            rows[used_rows] = choices[chosen : chosen + used_rows.size]
+            chosen += used_rows.size
+            tables = IntTables(bank.freq[rows], bank.size[rows])
+            sym = dec.decode_run(tables, 0, counts.tolist()).astype(np.int64)
+            vals, esc = from_symbols(sym, _LO, _SIZE)
+            ne = int(np.count_nonzero(esc))
+            if used + ne > n_esc:
+                raise CorruptStreamError("more escapes than the stream declares")
+            vals[esc] = esc_vals[used : used + ne]
+            used += ne
+            e = np.empty_like(vals)
+            e[order] = vals
+            v = e + pred
+            if np.abs(v).max(initial=0) > 255:
+                raise CorruptStreamError("residual value out of range")
+            own[sel] = v
+        r[:, :, c] = own
+        done.insert(0, own)
+    if used != n_esc or chosen != choices.size:
+        raise CorruptStreamError("escape count or table choices disagree with the decoded symbols")
+    return np.clip(base.astype(np.int64) + r * step, 0, 255).astype(np.uint8)
