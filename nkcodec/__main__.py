@@ -164,6 +164,11 @@ def _eval(args) -> int:
 
         run_ablation(args.dir, json_path=args.json)
         return 0
+    if args.lossless:
+        from .evaluate import run_lossless
+
+        run_lossless(args.dir, json_path=args.json)
+        return 0
     run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper)
     return 0
 
@@ -285,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--plot", help="write the RD plot (PNG) here")
     v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
     v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
+    v.add_argument(
+        "--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)"
+    )
     v.set_defaults(func=_eval)
 
     c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import metrics
 
-__all__ = ["bd_rate", "run_eval", "JPEG_QUALITIES", "WEBP_QUALITIES"]
+__all__ = ["bd_rate", "run_eval", "run_ablation", "run_lossless", "JPEG_QUALITIES", "WEBP_QUALITIES"]
 
 JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -53,14 +53,18 @@ def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
     return float((np.exp((i2 - i1) / (hi - lo)) - 1) * 100)
 
 
-def _pillow_codec(fmt: str, quality: int):
+def _pillow_codec(fmt: str, quality: int | None):
+    """Pillow's encoder and decoder; ``quality=None``: lossless (PNG, WebP with
+    ``lossless=True``), at Pillow's default effort."""
     from PIL import Image
 
     def enc(img):
         buf = io.BytesIO()
-        kw = {"quality": quality}
+        kw = {"quality": quality} if quality is not None else {}
         if fmt == "JPEG":
             kw.update(optimize=True, subsampling=2)
+        elif fmt == "WEBP" and quality is None:
+            kw.update(lossless=True)
         Image.fromarray(img).save(buf, format=fmt, **kw)
         return buf.getvalue()
 
@@ -97,16 +101,17 @@ def _run_point(enc, dec, images: dict) -> dict:
                 "psnr": metrics.psnr(img, out),
                 "mse": metrics.mse(img, out),
                 "cr": metrics.compression_ratio(data, img),
+                "max_err": int(np.abs(out.astype(np.int64) - img.astype(np.int64)).max()),
             }
         )
     pix = sum(im.shape[0] * im.shape[1] for im in images.values())
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "mse", "cr")}
-    mean.update(enc_mpix_s=pix / t_enc / 1e6, dec_mpix_s=pix / t_dec / 1e6)
+    mean.update(enc_mpix_s=pix / t_enc / 1e6, dec_mpix_s=pix / t_dec / 1e6, max_err=max(r["max_err"] for r in rows))
     return {"mean": mean, "rows": rows}
 
 
 def _curve(name: str, points: list, labels: list) -> dict:
-    res = {k: [p["mean"][k] for p in points] for k in ("bpp", "psnr", "mse", "cr", "enc_mpix_s", "dec_mpix_s")}
+    res = {k: [p["mean"][k] for p in points] for k in ("bpp", "psnr", "mse", "cr", "enc_mpix_s", "dec_mpix_s", "max_err")}
     return {
         "name": name,
         "description": "",
@@ -181,25 +186,18 @@ ABLATION = ("paper", "scalar-rle", "scalar", "context", "cluster")
 
 def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool = True) -> dict:
     """What each stage contributes: the learned presets at every quality, with BD-rate
-    against Pillow JPEG measured in the same run; plus the paper's operating point
-    (compression ratio ~1.37) for the lossless-leaning presets."""
+    against Pillow JPEG measured in the same run (the lossless-leaning presets and
+    the paper's operating point: :func:`run_lossless`)."""
     from tqdm import tqdm
 
     from . import zoo
 
     images = _rgb_images(folder)
     jobs = [(p, q) for p in ABLATION for q in qualities]
-    jobs += [("palette", k) for k in (64, 256, 768, 1024)] + [("rle", 0)]
     out: dict = {}
     for preset, q in tqdm(jobs, desc="ablation", disable=not progress):
-        if preset == "palette":
-            from .codec import Codec, decompress
-
-            c = Codec(1, "palette", k=q)
-            enc, dec = c.encode, decompress
-        else:
-            enc, dec = _nk_codec(max(q, 1), preset)
-        if q == qualities[0] or preset in ("palette", "rle"):
+        enc, dec = _nk_codec(q, preset)
+        if q == qualities[0]:
             dec(enc(next(iter(images.values()))))  # warm-up
         out.setdefault(preset, []).append((q, _run_point(enc, dec, images)))
     jpeg = [(q, _run_point(*_pillow_codec("JPEG", q), images)) for q in JPEG_QUALITIES]
@@ -227,10 +225,47 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
         cells = [f"{curves[p]['results']['bpp'][i]:.3f} / {curves[p]['results']['psnr'][i]:.2f}" for p in ABLATION]
         print(f"{q:>7} | " + " | ".join(cells))
     print("BD-rate vs JPEG: " + ", ".join(f"{p} {bd[p]:+.1f}%" for p in ABLATION))
-    for name in ("palette", "rle"):
-        r = curves[name]["results"]
-        for i, s in enumerate(curves[name]["settings"]):
-            print(f"{name} {('k=' + str(s)) if name == 'palette' else ''}: CR {r['cr'][i]:.3f}, PSNR {r['psnr'][i]:.2f} dB, {r['bpp'][i]:.3f} bpp")
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+        print(f"wrote {json_path}")
+    return result
+
+
+NEAR_LOSSLESS = (0, 1, 2, 4)  # max_error settings of the lossless table
+PALETTE_KS = (64, 256, 768, 1024)
+
+
+def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
+    """The lossless and bounded-error end: ``near-lossless`` at each max_error,
+    ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
+    and scored in the same run (compression ratio, PSNR, largest sample error).
+    The paper's operating point is 49.5 dB at compression ratio 1.37."""
+    from tqdm import tqdm
+
+    from .codec import Codec, decompress
+
+    images = _rgb_images(folder)
+    jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
+    jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
+    jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
+    jobs += [("png", 0, lambda: _pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: _pillow_codec("WEBP", None))]
+    out: dict = {}
+    first = next(iter(images.values()))
+    for name, setting, make in tqdm(jobs, desc="lossless", disable=not progress):
+        enc, dec = make()
+        dec(enc(first))  # warm-up: compile outside the timing
+        out.setdefault(name, []).append((setting, _run_point(enc, dec, images)))
+    curves = {name: _curve(name, [p for _, p in pts], [s for s, _ in pts]) for name, pts in out.items()}
+    result = {"images": len(images), "folder": str(folder), "curves": curves}
+    print(f"{len(images)} images from {folder}\n")
+    print("codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s")
+    for name, c in curves.items():
+        r = c["results"]
+        for i, s in enumerate(c["settings"]):
+            print(
+                f"{name} | {s} | {r['cr'][i]:.3f} | {r['bpp'][i]:.3f} | {r['psnr'][i]:.2f} | {r['max_err'][i]} "
+                f"| {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f}"
+            )
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=1))
         print(f"wrote {json_path}")

@@ -113,7 +113,6 @@ def test_ablation_small_folder(tmp_path):
     curves = res["curves"]
     for p in ("paper", "scalar-rle", "scalar", "cluster"):
         assert curves[p]["settings"] == [1, 4]
-    assert curves["rle"]["results"]["psnr"] == [float("inf")]  # lossless
     table = res["model_table"]
     assert list(table) == [1, 4]
     for i, q in enumerate((1, 4)):
@@ -122,3 +121,20 @@ def test_ablation_small_folder(tmp_path):
     assert set(res["key_cost"]) == {1, 4}
     for nk, plain in res["key_cost"].values():
         assert nk >= plain  # squared keys never take fewer bytes
+
+
+def test_lossless_small_folder(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _write_photo(folder / "a.png")
+    _write_photo(folder / "b.png", 40, 56)
+    assert main(["eval", str(folder), "--lossless", "--json", str(tmp_path / "l.json")]) == 0
+    curves = json.loads((tmp_path / "l.json").read_text())["curves"]
+    assert set(curves) == {"near-lossless", "palette", "rle", "png", "webp-lossless"}
+    nl = curves["near-lossless"]
+    assert nl["settings"] == [0, 1, 2, 4]
+    assert all(e <= d for e, d in zip(nl["results"]["max_err"], [0, 1, 2, 4]))
+    assert nl["results"]["psnr"][0] == float("inf") and nl["results"]["max_err"][0] == 0
+    for name in ("rle", "png", "webp-lossless"):
+        assert curves[name]["results"]["max_err"] == [0]
+    assert "webp-lossless" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption, with_fixed_crc
 
-PRESETS = ["context", "scalar", "paper", "scalar-rle", "cluster"]
+PRESETS = ["context", "scalar", "paper", "scalar-rle", "cluster", "near-lossless"]
 
 
 def _photo(shape, seed=0):
@@ -76,7 +76,7 @@ def test_fixture_learned(preset, model_id):
     """Every shipped model keeps decoding its committed streams (one per preset)."""
     img = _photo((48, 64, 3), seed=7)
     name = zoo.MODEL_IDS[model_id]
-    if preset == "context" and not zoo.load_model(name).ctx:
+    if preset in ("context", "near-lossless") and not zoo.load_model(name).ctx:
         pytest.skip(f"{name} has no context tables")
     check_backwards_compatibility(
         f"{preset}_v1_model{model_id}",
@@ -205,3 +205,70 @@ def test_malformed_context_model_is_refused():
     for change in bad:
         with pytest.raises(ValueError):
             context.ContextTables.from_arrays({**arrays, **change}, tables, 2, 2)
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 2, 7])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (9, 13, 3), (40, 24), (23, 19, 1), (30, 70, 4), (70, 67, 3)])
+def test_near_lossless_bounds_every_sample(shape, max_error):
+    """Every decoded sample is within max_error of the original (0: exact), on a
+    smooth photo and on noise (whose residuals are large and escape), any channels."""
+    for img in (_photo(shape), np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)):
+        data = nkcodec.compress(img, preset="near-lossless", max_error=max_error)
+        out = nkcodec.decompress(data)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert int(np.abs(out.astype(int) - img.astype(int)).max()) <= max_error
+    extreme = np.zeros(shape, np.uint8)
+    extreme[::2] = 255  # residuals at the ends of the range, clipping on both sides
+    out = nkcodec.decompress(nkcodec.compress(extreme, preset="near-lossless", max_error=max_error))
+    assert int(np.abs(out.astype(int) - extreme.astype(int)).max()) <= max_error
+
+
+def test_near_lossless_options_and_rate():
+    img = _photo((48, 64, 3))
+    sizes = [len(nkcodec.compress(img, preset="near-lossless", max_error=d)) for d in (0, 1, 4)]
+    assert sizes[0] > sizes[1] > sizes[2]  # a looser bound costs fewer bytes
+    for bad in (-1, 33, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="max_error"):
+            nkcodec.Codec(preset="near-lossless", max_error=bad)
+    with pytest.raises(ValueError, match="base"):
+        nkcodec.Codec(preset="near-lossless", base=9)
+    header = nkcodec.container.unpack_container(nkcodec.compress(img, preset="near-lossless", base=3))[0]
+    assert header.params["residual"]["base"] == 3 and header.params["residual"]["max_error"] == 1
+
+
+def test_residual_tables_are_integer_and_normalised():
+    from nkcodec import residual
+
+    bank = residual.table_bank()
+    assert bank.freq.shape == (len(residual.THETAS), residual._SIZE)
+    assert np.all(bank.freq.sum(axis=1) == 1 << 16) and bank.freq.min() >= 1
+    mid = residual._SIZE // 2
+    for row in bank.freq.astype(np.int64):  # two-sided geometric: symmetric, falling away from 0
+        assert np.abs(row[1:-1] - row[1:-1][::-1]).max() <= 1  # up to the rounding of the integer shares
+        assert np.all(np.diff(row[mid:-1]) <= 1)
+
+
+def test_near_lossless_malformed_params_are_corrupt():
+    from nkcodec import residual
+
+    x = _photo((12, 10, 3))
+    base = np.clip(x.astype(int) + 5, 0, 255).astype(np.uint8)
+    params, sections = residual.encode(x, base, 1)
+    assert np.abs(residual.decode(base, params, sections).astype(int) - x).max() <= 1
+    bad = [
+        {**params, "max_error": 99},
+        {**params, "max_error": True},
+        {**params, "coef": params["coef"][:-1]},
+        {**params, "coef": [[1 << 20] * len(c) for c in params["coef"]]},
+        {**params, "escapes": params["escapes"] + 1},
+        [],
+    ]
+    for p in bad:
+        with pytest.raises(CorruptStreamError):
+            residual.decode(base, p, sections)
+    for secs in (sections[:2], [bytes([200]) + sections[0][1:], *sections[1:]], [sections[0] + b"\0", *sections[1:]]):
+        with pytest.raises(CorruptStreamError):
+            residual.decode(base, params, secs)
+    huge = residual.encode(x, np.zeros_like(x), 0)  # residuals up to 255 escape
+    assert huge[0]["escapes"] > 0
+    np.testing.assert_array_equal(residual.decode(np.zeros_like(x), *huge), x)
