@@ -1,9 +1,9 @@
 """Print the README's measured tables (Markdown) from the committed result files.
 
-Run after ``eval``, ``eval --ablation`` and ``bench`` have rewritten the JSON
+Run after ``eval``, ``eval --ablation``, ``eval --lossless`` and ``bench`` have rewritten the JSON
 files in ``benchmarks/results/``; paste the output into README.md::
 
-    python benchmarks/readme_tables.py [rd|ablation|bench ...]
+    python benchmarks/readme_tables.py [rd|ablation|lossless|bench ...]
 
 Nothing here measures anything: it only formats what the commands wrote.
 """
@@ -47,22 +47,26 @@ def ablation_tables(path: str = "ablation_kodak.json") -> str:
         cells = [f"{curves[c]['results']['bpp'][i]:.3f} / {curves[c]['results']['psnr'][i]:.2f}" for c in cols]
         out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     out.append("| BD-rate vs JPEG | " + " | ".join(f"{bd[c]:+.1f}%" for c in cols) + " |")
-    out += ["", "| lossless-leaning preset | CR | PSNR dB | bpp |", "|---|---|---|---|"]
-    for name in ("palette", "rle"):
-        if name not in curves:
-            continue
-        c = curves[name]
-        settings = json.loads(c["settings"]) if isinstance(c["settings"], str) else c["settings"]
-        for i, s in enumerate(settings):
-            r = c["results"]
-            label = f"palette k={s}" if name == "palette" else "rle"
-            out.append(f"| {label} | {r['cr'][i]:.3f} | {r['psnr'][i]:.2f} | {r['bpp'][i]:.2f} |")
     out += ["", "| quality | estimated bpp (prior) | real bpp (scalar) | PSNR dB |", "|---|---|---|---|"]
     for q, m in d["model_table"].items():
         out.append(f"| {q} | {m['est_bpp']:.4f} | {m['bpp']:.4f} | {m['psnr']:.2f} |")
     out += ["", "| latent (all 24 images) | NK-RLE bytes, key = run² | key = run | cost of squaring |", "|---|---|---|---|"]
     for q, (nk, plain) in d["key_cost"].items():
         out.append(f"| quality {q} | {nk} | {plain} | {100 * (nk / plain - 1):+.1f}% |")
+    return "\n".join(out)
+
+
+def lossless_table(path: str = "lossless_kodak.json") -> str:
+    d = _load(path)
+    out = ["| codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
+    labels = {"near-lossless": "max_error={}", "palette": "k={}", "rle": "", "png": "Pillow default", "webp-lossless": "Pillow default"}
+    for name, c in d["curves"].items():
+        r = c["results"]
+        for i, s in enumerate(c["settings"]):
+            out.append(
+                f"| {name} | {labels.get(name, '{}').format(s)} | {r['cr'][i]:.3f} | {r['bpp'][i]:.2f} | {r['psnr'][i]:.2f} "
+                f"| {r['max_err'][i]} | {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f} |"
+            )
     return "\n".join(out)
 
 
@@ -94,8 +98,8 @@ def bench_table(path: str = "bench_samples.json") -> str:
 
 
 def main(argv: list) -> int:
-    which = argv or ["rd", "ablation", "bench"]
-    makers = {"rd": rd_tables, "ablation": ablation_tables, "bench": bench_table}
+    which = argv or ["rd", "ablation", "lossless", "bench"]
+    makers = {"rd": rd_tables, "ablation": ablation_tables, "lossless": lossless_table, "bench": bench_table}
     for w in which:
         print(f"<!-- {w} -->")
         print(makers[w]())
