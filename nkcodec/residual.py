@@ -7,18 +7,22 @@ lossless).  The residual is quantised with step ``2 * max_error + 1``:
 ``clip(x_hat + r * step, 0, 255)``, so ``|x - out| <= max_error`` everywhere
 (clipping can only move a value towards the original, which lies in 0..255).
 
-``r`` is coded channel by channel (G, then R, then B), each in two passes over a
-checkerboard, like the latent's context model:
+``r`` is coded channel by channel (G, then R, then B), each in three phases:
+pixels at (even, even), then (odd, odd), whose 4 diagonal neighbours are then
+decoded, then the rest, whose 4 direct neighbours are.  For each pixel:
 
-* a **prediction** ``p`` of each ``r``, an integer linear combination (weights in
-  1/256, fitted per image by least squares and sent in the stream's params) of
-  the earlier channels' ``r`` at the pixel and, in the second pass, the sum of
-  the pixel's 4 neighbours in its own channel (all first-pass pixels, decoded);
+* a **prediction** ``p`` of ``r``, an integer linear combination (weights in
+  1/256, fitted per image and phase by least squares and sent in the stream's
+  params) of the base image's own detail there (4 x_hat minus its 4
+  neighbours), the earlier channels' ``r`` at the pixel and, after the first
+  phase, the sum of the decoded neighbours in its own channel;
 * a **context** (one of 36) from the base image's local gradient and the
-  magnitudes of those same features;
-* ``r - p`` is ANS-coded with, per (channel, pass, context), one of
+  magnitude of the earlier channels' ``r`` (first phase) or of the decoded
+  neighbours (later phases);
+* ``r - p`` is ANS-coded with, per (channel, phase, context), one of
   ``len(THETAS)`` two-sided geometric integer tables; the encoder picks the
-  cheapest and sends its index (one byte per non-empty context).  Values beyond +-63 escape as varints.
+  cheapest and sends its index (one byte per non-empty context).  Values
+  beyond +-63 escape as varints.
 
 The tables are built from integer ratios with integer arithmetic only, and all
 predictions and contexts are int64 sums, so every machine decodes the same bytes
@@ -61,6 +65,7 @@ _MAG_EDGES = (1, 3, 6, 12, 24)  # magnitudes of the features, in residual steps
 _BINS = len(_GRAD_EDGES) + 1
 NUM_CONTEXTS = _BINS * (len(_MAG_EDGES) + 1)
 _ORDER = (1, 0, 2)  # G first: R and B are predicted from it
+PHASES = 3
 _COEF_BITS = 8
 _MAX_COEF = 1 << 12
 _MAX_ESCAPE = 1 << 20  # |r - p| <= 255 + 16 * 6 * 255 in any real stream
@@ -104,21 +109,46 @@ def _n4(a: np.ndarray) -> np.ndarray:
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
 
 
+def _d4(a: np.ndarray) -> np.ndarray:
+    """Sum of the 4 diagonal neighbours (zero outside the image), int64."""
+    p = np.pad(a, 1)
+    return p[:-2, :-2] + p[:-2, 2:] + p[2:, :-2] + p[2:, 2:]
+
+
+def _phases(h: int, w: int) -> np.ndarray:
+    """Coding phase of each pixel: 0 on (even, even), 1 on (odd, odd) (its 4 diagonal
+    neighbours are phase 0), 2 elsewhere (its 4 direct neighbours are phases 0 and 1)."""
+    i, j = np.arange(h)[:, None] & 1, np.arange(w)[None, :] & 1
+    return np.where(i == j, i, 2).astype(np.int64)
+
+
 def _gradient_bins(base: np.ndarray) -> np.ndarray:
     b = np.pad(base.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
     g = np.abs(b[2:, 1:-1] - b[:-2, 1:-1]) + np.abs(b[1:-1, 2:] - b[1:-1, :-2])
     return np.digitize(g.sum(axis=2), _GRAD_EDGES)
 
 
-def _features(done: list, own, second: bool) -> list:
-    """Prediction features of one channel: earlier channels' residuals, then (second
-    pass) the own channel's 4-neighbour sum."""
-    return [*done, _n4(own)] if second else list(done)
+def _detail(base: np.ndarray) -> np.ndarray:
+    """Per channel, 4 * base - (sum of its 4 neighbours, edges replicated): the base
+    image's own fine detail, which the residual tends to continue."""
+    b = np.pad(base.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return 4 * b[1:-1, 1:-1] - (b[:-2, 1:-1] + b[2:, 1:-1] + b[1:-1, :-2] + b[1:-1, 2:])
 
 
-def _contexts(gbins, done: list, own, second: bool) -> np.ndarray:
-    if second:
-        mag = _n4(np.abs(own)) // 4
+def _neighbours(own, phase: int):
+    return _d4(own) if phase == 1 else _n4(own)
+
+
+def _features(detail, done: list, own, phase: int) -> list:
+    """Prediction features of one channel in one phase: the base's detail, the
+    earlier channels' residuals, and (phases 1, 2) the own channel's decoded neighbours."""
+    feats = [detail, *done]
+    return [*feats, _neighbours(own, phase)] if phase else feats
+
+
+def _contexts(gbins, done: list, own, phase: int) -> np.ndarray:
+    if phase:
+        mag = _neighbours(np.abs(own), phase) // 4
     elif done:
         mag = sum(np.abs(d) for d in done)
     else:
@@ -151,20 +181,19 @@ def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
     step = 2 * int(max_error) + 1
     h, w = image.shape[:2]
     r = (image.astype(np.int64) - base.astype(np.int64) + max_error) // step
-    gbins = _gradient_bins(base)
-    second = ((np.arange(h)[:, None] + np.arange(w)[None, :]) & 1).astype(bool)
+    gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
     lengths = _code_lengths()
     coefs, choices, streams, rows, escaped = [], [], [], [], []
     done: list = []
     for c in _ORDER:
         own = r[:, :, c]
-        anchors = np.where(second, 0, own)  # what the decoder has after the first pass
-        for g in (0, 1):
-            sel = second == bool(g)
-            feats = _features(done, anchors, bool(g))
+        for g in range(PHASES):
+            sel = phases == g
+            known = np.where(phases < g, own, 0)  # what the decoder has of this channel so far
+            feats = _features(detail[:, :, c], done, known, g)
             coef = _fit(feats, own, sel)
             e = own[sel] - _predict(feats, coef, sel)
-            ctx = _contexts(gbins, done, anchors, bool(g))[sel]
+            ctx = _contexts(gbins, done, known, g)[sel]
             order = np.argsort(ctx, kind="stable")
             sym, esc = to_symbols(e[order], _LO, _SIZE)
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
@@ -190,7 +219,7 @@ def _check_params(params, n: int):
     if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_ERROR:
         raise CorruptStreamError("residual max_error missing or out of range")
     coefs = params.get("coef")
-    shapes = [j + g for j in range(3) for g in (0, 1)]  # earlier channels, + own neighbours in pass 2
+    shapes = [1 + j + (g > 0) for j in range(3) for g in range(PHASES)]  # detail, earlier channels, own neighbours
     if not isinstance(coefs, list) or [len(c) if isinstance(c, list) else -1 for c in coefs] != shapes:
         raise CorruptStreamError("residual prediction weights malformed")
     for c in coefs:
@@ -210,7 +239,7 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
     if len(sections) != 3:
         raise CorruptStreamError(f"residual has {len(sections)} sections, expected 3")
     choices = np.frombuffer(sections[0], np.uint8).astype(np.int64)
-    if choices.size > 6 * NUM_CONTEXTS or choices.max(initial=0) >= len(THETAS):
+    if choices.size > 3 * PHASES * NUM_CONTEXTS or choices.max(initial=0) >= len(THETAS):
         raise CorruptStreamError("residual table choices malformed")
     bank = table_bank()
     chosen = 0
@@ -219,17 +248,16 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
         raise CorruptStreamError("residual escape value out of range")
     dec = SymbolDecoder(sections[1])
     step = 2 * max_error + 1
-    gbins = _gradient_bins(base)
-    second = ((np.arange(h)[:, None] + np.arange(w)[None, :]) & 1).astype(bool)
+    gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
     r = np.zeros((h, w, 3), np.int64)
     used, done = 0, []
     for j, c in enumerate(_ORDER):
         own = np.zeros((h, w), np.int64)
-        for g in (0, 1):
-            sel = second == bool(g)
-            feats = _features(done, own, bool(g))
-            pred = _predict(feats, coefs[2 * j + g], sel)
-            ctx = _contexts(gbins, done, own, bool(g))[sel]
+        for g in range(PHASES):
+            sel = phases == g
+            feats = _features(detail[:, :, c], done, own, g)
+            pred = _predict(feats, coefs[PHASES * j + g], sel)
+            ctx = _contexts(gbins, done, own, g)[sel]
             order = np.argsort(ctx, kind="stable")
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
             rows = np.zeros(NUM_CONTEXTS, np.int64)  # each non-empty context's table, in stream order
