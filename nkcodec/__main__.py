@@ -85,7 +85,12 @@ def _each(inputs: list, outs: list, work) -> int:
 def _encode(args) -> int:
     import nkcodec
 
-    codec = nkcodec.Codec(args.quality, args.preset)  # one codec: the nets compile once for all files
+    options = {}
+    if args.max_error is not None:
+        if args.preset != "near-lossless":
+            raise ValueError("--max-error applies to --preset near-lossless only")
+        options["max_error"] = args.max_error
+    codec = nkcodec.Codec(args.quality, args.preset, **options)  # one codec: the nets compile once for all files
 
     def work(src, out):
         image = read_image(src)
@@ -243,6 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .nkc)")
     e.add_argument("--quality", type=int, default=4, help="1 (smallest) .. 8 (best), default 4")
     e.add_argument("--preset", default="default", choices=presets)
+    e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")

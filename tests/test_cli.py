@@ -54,6 +54,12 @@ def test_many_files_in_one_call(tmp_path, capsys):
     assert "both be written" in capsys.readouterr().err
     assert main(["encode", str(srcs[0]), str(srcs[2]), "-o", str(srcs[0])]) == 1
     assert "must be a folder" in capsys.readouterr().err
+    assert main(["encode", str(srcs[0]), "-o", str(tmp_path / "n.nkc"), "--preset", "near-lossless", "--max-error", "2"]) == 0
+    assert main(["decode", str(tmp_path / "n.nkc")]) == 0
+    diff = np.asarray(Image.open(tmp_path / "n.png")).astype(int) - np.asarray(Image.open(srcs[0])).astype(int)
+    assert np.abs(diff).max() <= 2
+    assert main(["encode", str(srcs[0]), "--max-error", "2"]) == 1
+    assert "near-lossless only" in capsys.readouterr().err
 
 
 def test_bench_json(tmp_path):
