@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "compress",
+    "compress_to_size",
     "decompress",
     "Codec",
     "PRESETS",
@@ -30,8 +31,11 @@ __all__ = [
     "__version__",
 ]
 
-_SUBMODULES = {"rle", "metrics", "container", "codec", "kmeans", "model", "train", "entropy", "bench", "evaluate"}
-_FROM_CODEC = {"compress", "decompress", "Codec", "PRESETS"}
+_SUBMODULES = {
+    "rle", "metrics", "container", "codec", "kmeans", "model", "train", "entropy", "bench", "evaluate",
+    "zoo", "context", "fixed", "residual", "config",
+}  # fmt: skip
+_FROM_CODEC = {"compress", "decompress", "compress_to_size", "Codec", "PRESETS"}
 
 
 def __getattr__(name):

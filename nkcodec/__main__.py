@@ -90,11 +90,20 @@ def _encode(args) -> int:
         if args.preset != "near-lossless":
             raise ValueError("--max-error applies to --preset near-lossless only")
         options["max_error"] = args.max_error
-    codec = nkcodec.Codec(args.quality, args.preset, **options)  # one codec: the nets compile once for all files
+    if args.max_bytes is not None:
+        if args.quality is not None:
+            raise ValueError("give --quality or --max-bytes, not both")
+
+        def encode(image):
+            return nkcodec.compress_to_size(image, args.max_bytes, args.preset, **options)
+
+    else:
+        quality = 4 if args.quality is None else args.quality
+        encode = nkcodec.Codec(quality, args.preset, **options).encode  # one codec: the nets compile once
 
     def work(src, out):
         image = read_image(src)
-        data = codec.encode(image)
+        data = encode(image)
         out.write_bytes(data)
         bpp = nkcodec.metrics.bpp(data, image)
         print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}")
@@ -246,7 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="compress image files to .nkc")
     e.add_argument("input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...)")
     e.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .nkc)")
-    e.add_argument("--quality", type=int, default=4, help="1 (smallest) .. 8 (best), default 4")
+    e.add_argument("--quality", type=int, help="1 (smallest) .. 8 (best), default 4")
+    e.add_argument("--max-bytes", type=int, help="instead of --quality: the highest quality whose file fits in this many bytes")
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
     e.set_defaults(func=_encode)

@@ -22,7 +22,7 @@ from .container import MAX_PIXELS, MAX_SIDE, Header, pack_container, unpack_cont
 from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
-__all__ = ["Codec", "compress", "decompress", "PRESETS", "check_image"]
+__all__ = ["Codec", "compress", "compress_to_size", "decompress", "PRESETS", "check_image"]
 
 QUALITIES = range(1, 9)
 
@@ -597,3 +597,37 @@ def compress(image, quality: int = 4, preset: str = "default", **options) -> byt
     b'NKC'
     """
     return Codec(quality, preset, **options).encode(image)
+
+
+def compress_to_size(image, max_bytes: int, preset: str = "default", **options) -> bytes:
+    """The highest quality whose stream fits in ``max_bytes`` (rate control for a
+    byte budget): a binary search over qualities 1..8, at most 4 encodes.
+
+    Raises ValueError if even quality 1 does not fit, or if the preset has no
+    quality ladder (``rle``, ``palette``, ``near-lossless``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> compress_to_size(np.zeros((4, 4), np.uint8), 10, preset="rle")
+    Traceback (most recent call last):
+    ...
+    ValueError: preset 'rle' has no quality ladder; compress_to_size needs a learned lossy preset
+    """
+    name = _resolve(preset)
+    if name in ("rle", "palette", "near-lossless"):
+        raise ValueError(f"preset {preset!r} has no quality ladder; compress_to_size needs a learned lossy preset")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    image = check_image(image)
+    best, lo, hi = None, QUALITIES[0], QUALITIES[-1]
+    while lo <= hi:  # sizes grow with quality (measured on every Kodak image), so bisect
+        q = (lo + hi) // 2
+        data = Codec(q, name, **options).encode(image)
+        if len(data) <= max_bytes:
+            best, lo = data, q + 1
+        else:
+            hi = q - 1
+    if best is None:
+        raise ValueError(f"even quality 1 takes more than {max_bytes} bytes for this image")
+    return best

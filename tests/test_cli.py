@@ -60,6 +60,11 @@ def test_many_files_in_one_call(tmp_path, capsys):
     assert np.abs(diff).max() <= 2
     assert main(["encode", str(srcs[0]), "--max-error", "2"]) == 1
     assert "near-lossless only" in capsys.readouterr().err
+    assert main(["encode", str(srcs[0]), "--quality", "0"]) == 1  # not silently the default
+    assert main(["encode", str(srcs[0]), "-o", str(tmp_path / "s.nkc"), "--max-bytes", "100000"]) == 0
+    assert (tmp_path / "s.nkc").stat().st_size <= 100000
+    assert main(["encode", str(srcs[0]), "--max-bytes", "10", "--quality", "3"]) == 1
+    assert "not both" in capsys.readouterr().err
 
 
 def test_bench_json(tmp_path):

@@ -272,3 +272,30 @@ def test_near_lossless_malformed_params_are_corrupt():
     huge = residual.encode(x, np.zeros_like(x), 0)  # residuals up to 255 escape
     assert huge[0]["escapes"] > 0
     np.testing.assert_array_equal(residual.decode(np.zeros_like(x), *huge), x)
+
+
+def test_compress_to_size_picks_the_highest_quality_that_fits():
+    img = _photo((64, 96, 3))
+    sizes = {q: len(nkcodec.compress(img, quality=q)) for q in range(1, 9)}
+    for q in (1, 3, 8):
+        data = nkcodec.compress_to_size(img, sizes[q])
+        assert len(data) <= sizes[q]
+        best = max(k for k, n in sizes.items() if n <= sizes[q])
+        assert nkcodec.container.unpack_container(data)[0].quality == best
+    with pytest.raises(ValueError, match="quality 1"):
+        nkcodec.compress_to_size(img, sizes[1] - 1)
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(ValueError, match="max_bytes"):
+            nkcodec.compress_to_size(img, bad)
+    with pytest.raises(ValueError, match="quality ladder"):
+        nkcodec.compress_to_size(img, 10**6, preset="near-lossless")
+
+
+def test_documented_submodules_are_attributes():
+    import importlib
+    import subprocess
+    import sys
+
+    code = "import nkcodec; [getattr(nkcodec, m) for m in ('zoo', 'context', 'residual', 'entropy', 'kmeans', 'metrics', 'rle', 'evaluate')]"
+    subprocess.run([sys.executable, "-c", code], check=True)  # a fresh interpreter: nothing imported before
+    assert importlib.import_module("nkcodec").compress_to_size is nkcodec.codec.compress_to_size
