@@ -267,11 +267,24 @@ class ContextPreset(_LearnedBase):
 
     name = "context"
 
+    def __init__(self, quality: int, model: str | None = None, effort: int = 0):
+        from .refine import EFFORTS
+
+        super().__init__(quality, model)
+        if isinstance(effort, bool) or effort not in (0, *EFFORTS):
+            raise ValueError(f"effort must be one of {[0, *EFFORTS]}, got {effort!r}")
+        self.effort = int(effort)
+
     def _encode_rgb(self, rgb: np.ndarray):
         from .context import code_latent
 
         ct = self.model.context_tables(self.quality)
-        y = self.model.encode_latent(rgb, self.quality)
+        if self.effort:  # rate-distortion refinement of the latent (nkcodec.refine); same stream format
+            from .refine import refine
+
+            y = refine(self.model, ct, rgb, self.quality, self.effort)
+        else:
+            y = self.model.encode_latent(rgb, self.quality)
         params, sections = code_latent(ct, y)
         return {"latent": params}, sections
 

@@ -75,10 +75,10 @@ def _pillow_codec(fmt: str, quality: int | None):
     return enc, dec
 
 
-def _nk_codec(quality: int, preset: str):
+def _nk_codec(quality: int, preset: str, **options):
     from .codec import Codec, decompress
 
-    c = Codec(quality, preset)
+    c = Codec(quality, preset, **options)
     return c.encode, decompress
 
 
@@ -142,12 +142,19 @@ def _plot(curves: dict, path) -> None:
     plt.close(fig)
 
 
-def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), paper: bool = True, progress: bool = True):
-    """Evaluate nkcodec, JPEG and WebP on every image of ``folder``; print tables."""
+def run_eval(
+    folder, json_path=None, plot_path=None, qualities=range(1, 9), paper: bool = True, progress: bool = True, efforts=(0,)
+):
+    """Evaluate nkcodec, JPEG and WebP on every image of ``folder``; print tables.
+    ``efforts``: encoder efforts of the default preset to run (curve ``nkcodec``
+    for 0, ``nkcodec-effort-E`` otherwise)."""
     from tqdm import tqdm
 
     images = _rgb_images(folder)
-    jobs = [("nkcodec", q, lambda q=q: _nk_codec(q, "default")) for q in qualities]
+    jobs = []
+    for e in efforts:
+        label = "nkcodec" if e == 0 else f"nkcodec-effort-{e}"
+        jobs += [(label, q, lambda q=q, e=e: _nk_codec(q, "default", **({"effort": e} if e else {}))) for q in qualities]
     if paper:
         jobs += [("nkcodec-paper", q, lambda q=q: _nk_codec(q, "paper")) for q in qualities]
     jobs += [("jpeg", q, lambda q=q: _pillow_codec("JPEG", q)) for q in JPEG_QUALITIES]
@@ -157,6 +164,11 @@ def run_eval(folder, json_path=None, plot_path=None, qualities=range(1, 9), pape
     for name in ("nkcodec", "nkcodec-paper") if paper else ("nkcodec",):
         enc, dec = _nk_codec(4, "default" if name == "nkcodec" else "paper")
         dec(enc(first))
+    for e in efforts:  # a refining encoder compiles per tile shape: warm each shape up
+        if e:
+            enc, dec = _nk_codec(4, "default", effort=e)
+            for img in {im.shape: im for im in images.values()}.values():
+                dec(enc(img))
     points: dict = {}
     for name, q, make in tqdm(jobs, desc="eval", disable=not progress):
         enc, dec = make()

@@ -199,9 +199,10 @@ class LoadedModel:
 
             self._fixed_dec = XlaSynthesis(self.fixed)
 
-    def _float_nets(self) -> tuple:
-        """(state, enc, dec, bits): the Flax model with the file's parameters and its
-        jitted analysis, float synthesis and rate estimate, built once."""
+    def _float_nets(self):
+        """The Flax model with the file's parameters (``graphdef``, ``state``) and its
+        jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
+        analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
         if self._nets is None:
             import jax
             import jax.numpy as jnp
@@ -220,6 +221,10 @@ class LoadedModel:
                 return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
 
             @jax.jit
+            def ana(state, x, q):
+                return nnx.merge(graphdef, state).encode_latent(x, q)
+
+            @jax.jit
             def dec(state, y, q):
                 m = nnx.merge(graphdef, state)
                 x = m.decode_latent(y.astype(jnp.float32), q)
@@ -230,7 +235,9 @@ class LoadedModel:
                 m = nnx.merge(graphdef, state)
                 return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
 
-            self._nets = (state, enc, dec, bits)
+            from types import SimpleNamespace
+
+            self._nets = SimpleNamespace(graphdef=graphdef, state=state, enc=enc, ana=ana, dec=dec, bits=bits)
         return self._nets
 
     @property
@@ -275,8 +282,9 @@ class LoadedModel:
             self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
         return self._ctx_tables[quality, version]
 
-    def encode_latent(self, image: np.ndarray, quality: int) -> np.ndarray:
-        """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M).
+    def encode_latent(self, image: np.ndarray, quality: int, rounded: bool = True) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M)
+        (``rounded=False``: the float32 latent before rounding).
 
         The image is edge-padded to a 64-pixel bucket so that most sizes share
         one compiled function.  Images over ``TILE * 16`` pixels a side are
@@ -289,20 +297,22 @@ class LoadedModel:
         hb, wb = _bucket(h), _bucket(w)
         x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
         q = jnp.asarray([quality - 1], jnp.int32)
-        state, enc, _, _ = self._float_nets()
+        nets = self._float_nets()
+        fn = nets.enc if rounded else nets.ana
 
         def run(window):
-            return np.asarray(enc(state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
+            return np.asarray(fn(nets.state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
 
-        y = _tiled(run, x, (hb // 16, wb // 16, self.config.m), scale_in=16, scale_out=1, halo=ENC_HALO, dtype=np.int32)
+        shape, dtype = (hb // 16, wb // 16, self.config.m), np.int32 if rounded else np.float32
+        y = _tiled(run, x, shape, scale_in=16, scale_out=1, halo=ENC_HALO, dtype=dtype)
         return y[: -(-h // 16), : -(-w // 16)]
 
     def estimate_bits(self, y: np.ndarray, quality: int) -> float:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
         import jax.numpy as jnp
 
-        state, _, _, bits = self._float_nets()
-        return float(bits(state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
+        nets = self._float_nets()
+        return float(nets.bits(nets.state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
@@ -317,8 +327,8 @@ class LoadedModel:
             run = functools.partial(self._fixed_dec, quality=quality)
             x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
         else:
-            state, _, dec, _ = self._float_nets()
-            x = np.asarray(dec(state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
+            nets = self._float_nets()
+            x = np.asarray(nets.dec(nets.state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
 
