@@ -3,7 +3,7 @@
 Run after ``eval``, ``eval --ablation``, ``eval --lossless`` and ``bench`` have rewritten the JSON
 files in ``benchmarks/results/``; paste the output into README.md::
 
-    python benchmarks/readme_tables.py [rd|ablation|lossless|bench ...]
+    python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench ...]
 
 Nothing here measures anything: it only formats what the commands wrote.
 """
@@ -56,6 +56,23 @@ def ablation_tables(path: str = "ablation_kodak.json") -> str:
     return "\n".join(out)
 
 
+def effort_table(path: str = "eval_kodak_effort.json") -> str:
+    d = _load(path)
+    c0, c1 = d["curves"]["nkcodec"]["results"], d["curves"]["nkcodec-effort-1"]["results"]
+    out = ["| quality | effort 0: bpp / dB | effort 1: bpp / dB | enc MPix/s (0 / 1) |", "|---|---|---|---|"]
+    for i in range(len(c0["bpp"])):
+        out.append(
+            f"| {i + 1} | {c0['bpp'][i]:.3f} / {c0['psnr'][i]:.2f} | {c1['bpp'][i]:.3f} / {c1['psnr'][i]:.2f} "
+            f"| {c0['enc_mpix_s'][i]:.2f} / {c1['enc_mpix_s'][i]:.2f} |"
+        )
+    bd = d["bd_rate"]
+    out.append(
+        f"| BD-rate vs JPEG / WebP | {bd['nkcodec']['vs_jpeg']:+.1f}% / {bd['nkcodec']['vs_webp']:+.1f}% "
+        f"| {bd['nkcodec-effort-1']['vs_jpeg']:+.1f}% / {bd['nkcodec-effort-1']['vs_webp']:+.1f}% | |"
+    )
+    return "\n".join(out)
+
+
 def lossless_table(path: str = "lossless_kodak.json") -> str:
     d = _load(path)
     out = ["| codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
@@ -98,8 +115,8 @@ def bench_table(path: str = "bench_samples.json") -> str:
 
 
 def main(argv: list) -> int:
-    which = argv or ["rd", "ablation", "lossless", "bench"]
-    makers = {"rd": rd_tables, "ablation": ablation_tables, "lossless": lossless_table, "bench": bench_table}
+    which = argv or ["rd", "effort", "ablation", "lossless", "bench"]
+    makers = {"rd": rd_tables, "effort": effort_table, "ablation": ablation_tables, "lossless": lossless_table, "bench": bench_table}
     for w in which:
         print(f"<!-- {w} -->")
         print(makers[w]())

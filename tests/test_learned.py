@@ -299,3 +299,30 @@ def test_documented_submodules_are_attributes():
     code = "import nkcodec; [getattr(nkcodec, m) for m in ('zoo', 'context', 'residual', 'entropy', 'kmeans', 'metrics', 'rle', 'evaluate')]"
     subprocess.run([sys.executable, "-c", code], check=True)  # a fresh interpreter: nothing imported before
     assert importlib.import_module("nkcodec").compress_to_size is nkcodec.codec.compress_to_size
+
+
+def _rd_objective(img, data, quality):
+    from nkcodec.model import LAMBDAS
+
+    out = nkcodec.decompress(data).astype(np.float64)
+    mse = np.mean((out - img) ** 2) / 255.0**2
+    return 8 * len(data) / (img.shape[0] * img.shape[1]) + LAMBDAS[quality - 1] * 255.0**2 * mse
+
+
+def test_effort_refines_the_latent_and_streams_stay_ordinary():
+    """effort=1 changes only the encoder: the stream is a normal context stream,
+    repeat encodes give identical bytes, and the trained objective (real bytes,
+    decoded pixels) is no worse than the analysis net's own latent."""
+    img = _photo((48, 80, 3), seed=3)
+    base = nkcodec.compress(img, quality=4)
+    refined = nkcodec.compress(img, quality=4, effort=1)
+    assert nkcodec.compress(img, quality=4, effort=1) == refined
+    assert nkcodec.container.unpack_container(refined)[0].preset == "context"
+    assert nkcodec.decompress(refined).shape == img.shape
+    assert _rd_objective(img, refined, 4) <= _rd_objective(img, base, 4) * 1.002
+    wide = _photo((20, 1050, 3), seed=4)  # a latent of 2 x 66: two coding tiles, refined one after the other
+    data = nkcodec.compress(wide, quality=2, effort=1)
+    assert nkcodec.decompress(data).shape == wide.shape
+    for bad in (2, -1, True, "1", 0.5):
+        with pytest.raises(ValueError, match="effort"):
+            nkcodec.Codec(4, effort=bad)
