@@ -21,17 +21,23 @@ def _load(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
+def _per_setting(curves: dict, label, cells) -> list:
+    """One Markdown row per (curve, setting): name, ``label(name, setting)``, ``cells(results, i)``."""
+    rows = []
+    for name, c in curves.items():
+        settings = json.loads(c["settings"]) if isinstance(c["settings"], str) else c["settings"]
+        rows += [f"| {name} | {label(name, s)} | " + " | ".join(cells(c["results"], i)) + " |" for i, s in enumerate(settings)]
+    return rows
+
+
 def rd_tables(path: str = "eval_kodak.json") -> str:
     d = _load(path)
     out = ["| codec | setting | bpp | PSNR dB | MSE | CR | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
-    for name, c in d["curves"].items():
-        r = c["results"]
-        settings = json.loads(c["settings"]) if isinstance(c["settings"], str) else c["settings"]
-        for i, s in enumerate(settings):
-            out.append(
-                f"| {name} | {s} | {r['bpp'][i]:.3f} | {r['psnr'][i]:.2f} | {r['mse'][i]:.2f} | {r['cr'][i]:.1f} "
-                f"| {r['enc_mpix_s'][i]:.1f} | {r['dec_mpix_s'][i]:.1f} |"
-            )
+    out += _per_setting(
+        d["curves"],
+        lambda name, s: s,
+        lambda r, i: [f"{r['bpp'][i]:.3f}", f"{r['psnr'][i]:.2f}", f"{r['mse'][i]:.2f}", f"{r['cr'][i]:.1f}", f"{r['enc_mpix_s'][i]:.1f}", f"{r['dec_mpix_s'][i]:.1f}"],
+    )
     out += ["", "| codec | BD-rate vs JPEG (optimize=True) | BD-rate vs WebP |", "|---|---|---|"]
     for name, b in d["bd_rate"].items():
         out.append(f"| {name} | {b['vs_jpeg']:+.1f}% | {b['vs_webp']:+.1f}% |")
@@ -77,13 +83,11 @@ def lossless_table(path: str = "lossless_kodak.json") -> str:
     d = _load(path)
     out = ["| codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
     labels = {"near-lossless": "max_error={}", "palette": "k={}", "rle": "", "png": "Pillow default", "webp-lossless": "Pillow default"}
-    for name, c in d["curves"].items():
-        r = c["results"]
-        for i, s in enumerate(c["settings"]):
-            out.append(
-                f"| {name} | {labels.get(name, '{}').format(s)} | {r['cr'][i]:.3f} | {r['bpp'][i]:.2f} | {r['psnr'][i]:.2f} "
-                f"| {r['max_err'][i]} | {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f} |"
-            )
+    out += _per_setting(
+        d["curves"],
+        lambda name, s: labels.get(name, "{}").format(s),
+        lambda r, i: [f"{r['cr'][i]:.3f}", f"{r['bpp'][i]:.2f}", f"{r['psnr'][i]:.2f}", str(r["max_err"][i]), f"{r['enc_mpix_s'][i]:.2f}", f"{r['dec_mpix_s'][i]:.2f}"],
+    )
     return "\n".join(out)
 
 
