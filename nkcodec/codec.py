@@ -343,8 +343,8 @@ class NearLosslessPreset(_LearnedBase):
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
         from . import residual
 
-        if len(sections) != 5:
-            raise CorruptStreamError(f"near-lossless stream has {len(sections)} sections, expected 5")
+        if len(sections) != 6:
+            raise CorruptStreamError(f"near-lossless stream has {len(sections)} sections, expected 6")
         base = _param(header, "residual", "base", int)
         if base not in QUALITIES:
             raise CorruptStreamError(f"base quality {base} outside 1..8")

@@ -12,8 +12,7 @@ pixels at (even, even), then (odd, odd), whose 4 diagonal neighbours are then
 decoded, then the rest, whose 4 direct neighbours are.  For each pixel:
 
 * a **prediction** ``p`` of ``r``, an integer linear combination (weights in
-  1/256, fitted per image and phase by least squares and sent in the stream's
-  params) of the base image's own detail there (4 x_hat minus its 4
+  1/256, fitted per tile and phase by least squares and sent in the stream) of the base image's own detail there (4 x_hat minus its 4
   neighbours), the earlier channels' ``r`` at the pixel and, after the first
   phase, the sum of the decoded neighbours in its own channel;
 * a **context** (one of 36) from the base image's local gradient and the
@@ -24,7 +23,9 @@ decoded, then the rest, whose 4 direct neighbours are.  For each pixel:
   cheapest and sends its index (one byte per non-empty context).  Values
   beyond +-63 escape as varints.
 
-The tables are built from integer ratios with integer arithmetic only, and all
+Images over 1024 pixels a side are coded in 1024 x 1024 tiles, one after
+another, each as if it were the whole image, so memory stays bounded.  The
+tables are built from integer ratios with integer arithmetic only, and all
 predictions and contexts are int64 sums, so every machine decodes the same bytes
 to the same pixels.
 
@@ -69,6 +70,7 @@ PHASES = 3
 _COEF_BITS = 8
 _MAX_COEF = 1 << 12
 _MAX_ESCAPE = 1 << 20  # |r - p| <= 255 + 16 * 6 * 255 in any real stream
+TILE = 1024  # pixels per coding tile side: each tile is coded on its own, so memory stays bounded
 
 
 def _table(theta: int) -> np.ndarray:
@@ -171,19 +173,24 @@ def _fit(feats: list, target: np.ndarray, sel) -> list:
     return np.clip(np.round(c * (1 << _COEF_BITS)), -_MAX_COEF, _MAX_COEF).astype(np.int64).tolist()
 
 
-def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
-    """Residual of ``image`` over ``base`` (both uint8 HxWx3) -> (params, [table
-    choices, ANS bytes, escape varints])."""
-    from .entropy import encode_symbols, pack_varints, to_symbols
+def _tiles(h: int, w: int) -> list:
+    """(rows, cols) slices of the coding tiles, TILE x TILE pixels in raster order,
+    each coded as if it were the whole image (bounded memory on any image)."""
+    return [(slice(r, min(r + TILE, h)), slice(c, min(c + TILE, w))) for r in range(0, h, TILE) for c in range(0, w, TILE)]
 
+
+def _check_max_error(max_error) -> int:
     if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
         raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
-    step = 2 * int(max_error) + 1
-    h, w = image.shape[:2]
-    r = (image.astype(np.int64) - base.astype(np.int64) + max_error) // step
+    return int(max_error)
+
+
+def _encode_tile(r: np.ndarray, base: np.ndarray, lengths, out: dict) -> None:
+    """Code one tile's quantised residual ``r`` (h, w, 3) int64; appends to ``out``'s lists."""
+    from .entropy import to_symbols
+
+    h, w = r.shape[:2]
     gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
-    lengths = _code_lengths()
-    coefs, choices, streams, rows, escaped = [], [], [], [], []
     done: list = []
     for c in _ORDER:
         own = r[:, :, c]
@@ -200,80 +207,103 @@ def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
             for s in np.split(sym.astype(np.int32), np.cumsum(counts)[:-1]):
                 if s.size:  # an empty context needs no table (the decoder knows the counts)
                     best = int(np.argmin(lengths @ np.bincount(s, minlength=_SIZE)))
-                    choices.append(best)
-                    streams.append(s)
-                    rows.append(best)
-            coefs.append(coef)
-            escaped.append(e[order][esc])
+                    out["choices"].append(best)
+                    out["streams"].append(s)
+            out["coefs"] += coef
+            out["escaped"].append(e[order][esc])
         done.insert(0, own)
-    escaped = np.concatenate(escaped)
-    params = {"max_error": int(max_error), "coef": coefs, "escapes": int(escaped.size)}
-    data = encode_symbols(streams, table_bank(), checked=True, rows=rows)
-    return params, [bytes(choices), data, pack_varints(escaped)]
 
 
-def _check_params(params, n: int):
-    if not isinstance(params, dict):
-        raise CorruptStreamError("residual parameters missing")
-    d = params.get("max_error")
-    if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_ERROR:
-        raise CorruptStreamError("residual max_error missing or out of range")
-    coefs = params.get("coef")
-    shapes = [1 + j + (g > 0) for j in range(3) for g in range(PHASES)]  # detail, earlier channels, own neighbours
-    if not isinstance(coefs, list) or [len(c) if isinstance(c, list) else -1 for c in coefs] != shapes:
-        raise CorruptStreamError("residual prediction weights malformed")
-    for c in coefs:
-        if any(isinstance(v, bool) or not isinstance(v, int) or abs(v) > _MAX_COEF for v in c):
+def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
+    """Residual of ``image`` over ``base`` (both uint8 HxWx3) -> (params, [table
+    choices, prediction weights, ANS bytes, escape varints])."""
+    from .entropy import encode_symbols, pack_varints
+
+    max_error = _check_max_error(max_error)
+    step = 2 * max_error + 1
+    lengths = _code_lengths()
+    out: dict = {"choices": [], "streams": [], "coefs": [], "escaped": []}
+    for rs, cs in _tiles(*image.shape[:2]):
+        r = (image[rs, cs].astype(np.int64) - base[rs, cs].astype(np.int64) + max_error) // step
+        _encode_tile(r, base[rs, cs], lengths, out)
+    escaped = np.concatenate(out["escaped"])
+    data = encode_symbols(out["streams"], table_bank(), checked=True, rows=out["choices"])
+    params = {"max_error": max_error, "escapes": int(escaped.size)}
+    return params, [bytes(out["choices"]), pack_varints(out["coefs"]), data, pack_varints(escaped)]
+
+
+_COEFS_PER_TILE = sum(1 + j + (g > 0) for j in range(3) for g in range(PHASES))  # detail, earlier channels, neighbours
+
+
+class _Reader:
+    """The decoder's cursor over the shared sections (table choices, weights, ANS, escapes)."""
+
+    def __init__(self, sections: list, n_tiles: int, n_esc: int):
+        from .entropy import SymbolDecoder, unpack_varints
+
+        self.choices = np.frombuffer(sections[0], np.uint8).astype(np.int64)
+        if self.choices.size > n_tiles * 3 * PHASES * NUM_CONTEXTS or self.choices.max(initial=0) >= len(THETAS):
+            raise CorruptStreamError("residual table choices malformed")
+        if len(sections[1]) > 10 * n_tiles * _COEFS_PER_TILE:
+            raise CorruptStreamError("residual prediction weights malformed")
+        self.coefs = unpack_varints(sections[1], n_tiles * _COEFS_PER_TILE)
+        if np.abs(self.coefs).max(initial=0) > _MAX_COEF:
             raise CorruptStreamError("residual prediction weight out of range")
-    from .entropy import escape_count
+        self.esc = unpack_varints(sections[3], n_esc)
+        if np.abs(self.esc).max(initial=0) > _MAX_ESCAPE:
+            raise CorruptStreamError("residual escape value out of range")
+        self.dec = SymbolDecoder(sections[2])
+        self.chosen = self.coef_used = self.esc_used = 0
 
-    return d, coefs, escape_count(params, n)
+    def take_coefs(self, n: int) -> list:
+        c = self.coefs[self.coef_used : self.coef_used + n].tolist()
+        self.coef_used += n
+        return c
+
+    def take_tables(self, counts: np.ndarray):
+        from .entropy import IntTables
+
+        rows = np.zeros(NUM_CONTEXTS, np.int64)  # each non-empty context's table, in stream order
+        used = np.flatnonzero(counts)
+        if self.chosen + used.size > self.choices.size:
+            raise CorruptStreamError("residual table choices truncated")
+        rows[used] = self.choices[self.chosen : self.chosen + used.size]
+        self.chosen += used.size
+        bank = table_bank()
+        return IntTables(bank.freq[rows], bank.size[rows])
+
+    def take_escapes(self, n: int) -> np.ndarray:
+        if self.esc_used + n > self.esc.size:
+            raise CorruptStreamError("more escapes than the stream declares")
+        e = self.esc[self.esc_used : self.esc_used + n]
+        self.esc_used += n
+        return e
+
+    def finish(self) -> None:
+        if self.esc_used != self.esc.size or self.chosen != self.choices.size:
+            raise CorruptStreamError("escape count or table choices disagree with the decoded symbols")
 
 
-def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
-    """Inverse of :func:`encode`: the uint8 HxWx3 image, within ``max_error`` of the original."""
-    from .entropy import IntTables, SymbolDecoder, from_symbols, unpack_varints
+def _decode_tile(base: np.ndarray, rd: _Reader) -> np.ndarray:
+    """One tile's quantised residual (h, w, 3) int64."""
+    from .entropy import from_symbols
 
     h, w = base.shape[:2]
-    max_error, coefs, n_esc = _check_params(params, 3 * h * w)
-    if len(sections) != 3:
-        raise CorruptStreamError(f"residual has {len(sections)} sections, expected 3")
-    choices = np.frombuffer(sections[0], np.uint8).astype(np.int64)
-    if choices.size > 3 * PHASES * NUM_CONTEXTS or choices.max(initial=0) >= len(THETAS):
-        raise CorruptStreamError("residual table choices malformed")
-    bank = table_bank()
-    chosen = 0
-    esc_vals = unpack_varints(sections[2], n_esc)
-    if np.abs(esc_vals).max(initial=0) > _MAX_ESCAPE:
-        raise CorruptStreamError("residual escape value out of range")
-    dec = SymbolDecoder(sections[1])
-    step = 2 * max_error + 1
     gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
     r = np.zeros((h, w, 3), np.int64)
-    used, done = 0, []
+    done: list = []
     for j, c in enumerate(_ORDER):
         own = np.zeros((h, w), np.int64)
         for g in range(PHASES):
             sel = phases == g
             feats = _features(detail[:, :, c], done, own, g)
-            pred = _predict(feats, coefs[PHASES * j + g], sel)
+            pred = _predict(feats, rd.take_coefs(len(feats)), sel)
             ctx = _contexts(gbins, done, own, g)[sel]
             order = np.argsort(ctx, kind="stable")
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
-            rows = np.zeros(NUM_CONTEXTS, np.int64)  # each non-empty context's table, in stream order
-            used_rows = np.flatnonzero(counts)
-            if chosen + used_rows.size > choices.size:
-                raise CorruptStreamError("residual table choices truncated")
-            rows[used_rows] = choices[chosen : chosen + used_rows.size]
-            chosen += used_rows.size
-            tables = IntTables(bank.freq[rows], bank.size[rows])
-            sym = dec.decode_run(tables, 0, counts.tolist()).astype(np.int64)
+            sym = rd.dec.decode_run(rd.take_tables(counts), 0, counts.tolist()).astype(np.int64)
             vals, esc = from_symbols(sym, _LO, _SIZE)
-            ne = int(np.count_nonzero(esc))
-            if used + ne > n_esc:
-                raise CorruptStreamError("more escapes than the stream declares")
-            vals[esc] = esc_vals[used : used + ne]
-            used += ne
+            vals[esc] = rd.take_escapes(int(np.count_nonzero(esc)))
             e = np.empty_like(vals)
             e[order] = vals
             v = e + pred
@@ -282,6 +312,28 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
             own[sel] = v
         r[:, :, c] = own
         done.insert(0, own)
-    if used != n_esc or chosen != choices.size:
-        raise CorruptStreamError("escape count or table choices disagree with the decoded symbols")
-    return np.clip(base.astype(np.int64) + r * step, 0, 255).astype(np.uint8)
+    return r
+
+
+def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
+    """Inverse of :func:`encode`: the uint8 HxWx3 image, within ``max_error`` of the original."""
+    from .entropy import escape_count
+
+    h, w = base.shape[:2]
+    if not isinstance(params, dict):
+        raise CorruptStreamError("residual parameters missing")
+    try:
+        max_error = _check_max_error(params.get("max_error"))
+    except ValueError:
+        raise CorruptStreamError("residual max_error missing or out of range") from None
+    if len(sections) != 4:
+        raise CorruptStreamError(f"residual has {len(sections)} sections, expected 4")
+    tiles = _tiles(h, w)
+    rd = _Reader(sections, len(tiles), escape_count(params, 3 * h * w))
+    step = 2 * max_error + 1
+    out = np.empty((h, w, 3), np.uint8)
+    for rs, cs in tiles:
+        r = _decode_tile(base[rs, cs], rd)
+        out[rs, cs] = np.clip(base[rs, cs].astype(np.int64) + r * step, 0, 255)
+    rd.finish()
+    return out

@@ -248,30 +248,44 @@ def test_residual_tables_are_integer_and_normalised():
         assert np.all(np.diff(row[mid:-1]) <= 1)
 
 
-def test_near_lossless_malformed_params_are_corrupt():
+def test_near_lossless_malformed_residuals_are_corrupt():
     from nkcodec import residual
+    from nkcodec.entropy import pack_varints
 
     x = _photo((12, 10, 3))
     base = np.clip(x.astype(int) + 5, 0, 255).astype(np.uint8)
     params, sections = residual.encode(x, base, 1)
     assert np.abs(residual.decode(base, params, sections).astype(int) - x).max() <= 1
-    bad = [
-        {**params, "max_error": 99},
-        {**params, "max_error": True},
-        {**params, "coef": params["coef"][:-1]},
-        {**params, "coef": [[1 << 20] * len(c) for c in params["coef"]]},
-        {**params, "escapes": params["escapes"] + 1},
-        [],
-    ]
-    for p in bad:
+    for p in ({**params, "max_error": 99}, {**params, "max_error": True}, {**params, "escapes": params["escapes"] + 1}, []):
         with pytest.raises(CorruptStreamError):
             residual.decode(base, p, sections)
-    for secs in (sections[:2], [bytes([200]) + sections[0][1:], *sections[1:]], [sections[0] + b"\0", *sections[1:]]):
+    n_coefs = len(residual.encode(x, base, 1)[1][1])  # bytes of the weights section
+    bad_sections = [
+        sections[:3],
+        [bytes([200]) + sections[0][1:], *sections[1:]],  # a table index past the bank
+        [sections[0] + b"\0", *sections[1:]],  # one choice too many
+        [sections[0], pack_varints([1 << 20] * residual._COEFS_PER_TILE), *sections[2:]],  # weight out of range
+        [sections[0], sections[1][: n_coefs - 1], *sections[2:]],  # weights truncated
+    ]
+    for secs in bad_sections:
         with pytest.raises(CorruptStreamError):
             residual.decode(base, params, secs)
     huge = residual.encode(x, np.zeros_like(x), 0)  # residuals up to 255 escape
     assert huge[0]["escapes"] > 0
     np.testing.assert_array_equal(residual.decode(np.zeros_like(x), *huge), x)
+
+
+def test_near_lossless_tiles():
+    """Images over 1024 pixels a side are coded in tiles, each on its own; the
+    bound holds across the tile borders."""
+    from nkcodec import residual
+
+    x = _photo((9, 2100, 3), seed=2)
+    base = np.clip(x.astype(int) + np.random.default_rng(0).integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
+    assert len(residual._tiles(9, 2100)) == 3
+    for d in (0, 2):
+        out = residual.decode(base, *residual.encode(x, base, d))
+        assert np.abs(out.astype(int) - x).max() <= d
 
 
 def test_compress_to_size_picks_the_highest_quality_that_fits():
