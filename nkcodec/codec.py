@@ -316,11 +316,10 @@ class NearLosslessPreset(_LearnedBase):
     name = "near-lossless"
 
     def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int = 6):
-        from .residual import MAX_ERROR
+        from .residual import check_max_error
 
         super().__init__(quality, model)
-        if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
-            raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
+        max_error = check_max_error(max_error)
         if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base not in QUALITIES:
             raise ValueError(f"base must be a quality in 1..8, got {base!r}")
         self.max_error, self.base = int(max_error), int(base)

@@ -48,7 +48,7 @@ import numpy as np
 
 from .errors import CorruptStreamError
 
-__all__ = ["MAX_ERROR", "THETAS", "decode", "encode", "table_bank"]
+__all__ = ["MAX_ERROR", "THETAS", "check_max_error", "decode", "encode", "table_bank"]
 
 MAX_ERROR = 32  # largest max_error a stream may name
 SPAN = 63  # residual symbols -SPAN..SPAN; beyond: escape bins + varints
@@ -179,7 +179,8 @@ def _tiles(h: int, w: int) -> list:
     return [(slice(r, min(r + TILE, h)), slice(c, min(c + TILE, w))) for r in range(0, h, TILE) for c in range(0, w, TILE)]
 
 
-def _check_max_error(max_error) -> int:
+def check_max_error(max_error) -> int:
+    """``max_error`` as an int, or ValueError naming the allowed range."""
     if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
         raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
     return int(max_error)
@@ -219,7 +220,7 @@ def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
     choices, prediction weights, ANS bytes, escape varints])."""
     from .entropy import encode_symbols, pack_varints
 
-    max_error = _check_max_error(max_error)
+    max_error = check_max_error(max_error)
     step = 2 * max_error + 1
     lengths = _code_lengths()
     out: dict = {"choices": [], "streams": [], "coefs": [], "escaped": []}
@@ -323,7 +324,7 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
     if not isinstance(params, dict):
         raise CorruptStreamError("residual parameters missing")
     try:
-        max_error = _check_max_error(params.get("max_error"))
+        max_error = check_max_error(params.get("max_error"))
     except ValueError:
         raise CorruptStreamError("residual max_error missing or out of range") from None
     if len(sections) != 4:
