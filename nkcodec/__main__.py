@@ -136,6 +136,9 @@ def _info(args) -> int:
 
     model = f"model {h.model_id} ({MODEL_IDS.get(h.model_id, 'not in this build')})" if h.model_id else "no model"
     print(f"preset:    {h.preset}  quality {h.quality}  {model}")
+    res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
+    if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
+        print(f"bound:     every sample within {res.get('max_error')} of the original (base quality {res.get('base')})")
     print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
     print(f"params:    {h.params}")
     print(f"sections:  {[len(s) for s in sections]} bytes")
