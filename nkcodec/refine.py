@@ -36,14 +36,14 @@ EFFORTS = {1: (12, 3e-3)}  # effort -> (Adam steps per tile, learning rate); 40 
 
 def _proxy_arrays(ct):
     """The context model's numbers as float32 arrays for the differentiable code length."""
+    if ct.wmean is None:
+        raise ValueError("effort=1 needs a model with version-2 context tables")
     m = ct.order.size
-    rows = ct.tables.freq.shape[0]
     width = ct.tables.freq.shape[1]
     code = -np.log2(np.maximum(ct.tables.freq, 1) / 65536.0)
     size = np.repeat(ct.size, ct.passes * ct.k)
     code[np.arange(width)[None, :] >= size[:, None]] = 32.0  # outside a row's alphabet
     lo = np.repeat(ct.lo, ct.passes * ct.k).astype(np.float32)
-    assert code.shape[0] == rows == lo.size
     w = ct.wmean.astype(np.float32) / 4096.0
     return {
         "order": ct.order,
