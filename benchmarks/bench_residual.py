@@ -1,7 +1,5 @@
 """asv suite: the near-lossless preset's residual layer (nkcodec.residual) over a learned base image."""
 
-import numpy as np
-
 from nkcodec import residual
 
 

@@ -276,20 +276,27 @@ class ContextPreset(_LearnedBase):
         self.effort = int(effort)
 
     def _encode_rgb(self, rgb: np.ndarray):
-        from .context import code_latent
-
-        ct = self.model.context_tables(self.quality)
-        if self.effort:  # rate-distortion refinement of the latent (nkcodec.refine); same stream format
-            from .refine import refine
-
-            y = refine(self.model, ct, rgb, self.quality, self.effort)
-        else:
-            y = self.model.encode_latent(rgb, self.quality)
-        params, sections = code_latent(ct, y)
+        params, sections, _ = _encode_context(self.model, rgb, self.quality, self.effort)
         return {"latent": params}, sections
 
     def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
         return _decode_context(header, sections, m, header.quality)
+
+
+def _encode_context(m, rgb: np.ndarray, quality: int, effort: int = 0):
+    """The ``context`` preset's (params, sections, coded latent) at ``quality``;
+    ``effort`` 1 refines the latent first (:mod:`nkcodec.refine`, same stream format)."""
+    from .context import code_latent
+
+    ct = m.context_tables(quality)
+    if effort:
+        from .refine import refine
+
+        y = refine(m, ct, rgb, quality, effort)
+    else:
+        y = m.encode_latent(rgb, quality)
+    params, sections = code_latent(ct, y)
+    return params, sections, y
 
 
 def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
@@ -330,11 +337,8 @@ class NearLosslessPreset(_LearnedBase):
 
     def _encode_rgb(self, rgb: np.ndarray):
         from . import residual
-        from .context import code_latent
 
-        ct = self.model.context_tables(self.base)
-        y = self.model.encode_latent(rgb, self.base)
-        params, sections = code_latent(ct, y)
+        params, sections, y = _encode_context(self.model, rgb, self.base)
         x_hat = self.model.decode_latent(y, self.base, rgb.shape[:2])  # the decoder's base image, exactly
         r_params, r_sections = residual.encode(rgb, x_hat, self.max_error)
         return {"latent": params, "residual": {**r_params, "base": self.base}}, sections + r_sections

@@ -141,12 +141,14 @@ class SymbolDecoder:
             raise CorruptStreamError("entropy-coded section is not a whole number of 32-bit words")
         self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
 
-    def decode_run(self, tables: IntTables, first: int, counts) -> np.ndarray:
-        """``counts[i]`` symbols with table ``first + i``, for each i in turn, concatenated."""
+    def decode_run(self, tables: IntTables, first: int, counts, rows=None) -> np.ndarray:
+        """``counts[i]`` symbols with table ``first + i`` (or ``rows[i]``, when given,
+        as in :func:`encode_symbols`), for each i in turn, concatenated."""
         out = []
         models, decode = tables.coding_models(), self._coder.decode
+        tables_of = range(first, first + len(counts)) if rows is None else rows
         try:
-            for k, n in enumerate(counts, first):
+            for k, n in zip(tables_of, counts):
                 n = int(n)
                 if n:
                     out.append(np.zeros(n, np.int32) if models[k] is None else decode(models[k], n))

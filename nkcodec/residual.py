@@ -100,6 +100,7 @@ def table_bank():
     return IntTables(np.stack([_table(t) for t in THETAS]), np.full(len(THETAS), _SIZE))
 
 
+@functools.cache
 def _code_lengths() -> np.ndarray:
     f = table_bank().freq.astype(np.float64)
     return -np.log2(f / _TOTAL)  # (tables, symbols); the encoder's choice only
@@ -124,17 +125,15 @@ def _phases(h: int, w: int) -> np.ndarray:
     return np.where(i == j, i, 2).astype(np.int64)
 
 
-def _gradient_bins(base: np.ndarray) -> np.ndarray:
+def _base_maps(base: np.ndarray) -> tuple:
+    """(gradient bin of each pixel, per-channel detail) of the base image, edges
+    replicated: the bins sum the 3 channels' central differences; the detail is
+    4 * base - (sum of its 4 neighbours), the base's own fine texture, which the
+    residual tends to continue."""
     b = np.pad(base.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
-    g = np.abs(b[2:, 1:-1] - b[:-2, 1:-1]) + np.abs(b[1:-1, 2:] - b[1:-1, :-2])
-    return np.digitize(g.sum(axis=2), _GRAD_EDGES)
-
-
-def _detail(base: np.ndarray) -> np.ndarray:
-    """Per channel, 4 * base - (sum of its 4 neighbours, edges replicated): the base
-    image's own fine detail, which the residual tends to continue."""
-    b = np.pad(base.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
-    return 4 * b[1:-1, 1:-1] - (b[:-2, 1:-1] + b[2:, 1:-1] + b[1:-1, :-2] + b[1:-1, 2:])
+    up, down, left, right = b[:-2, 1:-1], b[2:, 1:-1], b[1:-1, :-2], b[1:-1, 2:]
+    gbins = np.digitize((np.abs(down - up) + np.abs(right - left)).sum(axis=2), _GRAD_EDGES)
+    return gbins, 4 * b[1:-1, 1:-1] - (up + down + left + right)
 
 
 def _neighbours(own, phase: int):
@@ -191,7 +190,7 @@ def _encode_tile(r: np.ndarray, base: np.ndarray, lengths, out: dict) -> None:
     from .entropy import to_symbols
 
     h, w = r.shape[:2]
-    gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
+    (gbins, detail), phases = _base_maps(base), _phases(h, w)
     done: list = []
     for c in _ORDER:
         own = r[:, :, c]
@@ -261,17 +260,15 @@ class _Reader:
         self.coef_used += n
         return c
 
-    def take_tables(self, counts: np.ndarray):
-        from .entropy import IntTables
-
-        rows = np.zeros(NUM_CONTEXTS, np.int64)  # each non-empty context's table, in stream order
+    def take_rows(self, counts: np.ndarray) -> list:
+        """The bank row of each context (the next choices, for the non-empty ones)."""
+        rows = np.zeros(NUM_CONTEXTS, np.int64)
         used = np.flatnonzero(counts)
         if self.chosen + used.size > self.choices.size:
             raise CorruptStreamError("residual table choices truncated")
         rows[used] = self.choices[self.chosen : self.chosen + used.size]
         self.chosen += used.size
-        bank = table_bank()
-        return IntTables(bank.freq[rows], bank.size[rows])
+        return rows.tolist()
 
     def take_escapes(self, n: int) -> np.ndarray:
         if self.esc_used + n > self.esc.size:
@@ -290,7 +287,7 @@ def _decode_tile(base: np.ndarray, rd: _Reader) -> np.ndarray:
     from .entropy import from_symbols
 
     h, w = base.shape[:2]
-    gbins, detail, phases = _gradient_bins(base), _detail(base), _phases(h, w)
+    (gbins, detail), phases = _base_maps(base), _phases(h, w)
     r = np.zeros((h, w, 3), np.int64)
     done: list = []
     for j, c in enumerate(_ORDER):
@@ -302,7 +299,7 @@ def _decode_tile(base: np.ndarray, rd: _Reader) -> np.ndarray:
             ctx = _contexts(gbins, done, own, g)[sel]
             order = np.argsort(ctx, kind="stable")
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
-            sym = rd.dec.decode_run(rd.take_tables(counts), 0, counts.tolist()).astype(np.int64)
+            sym = rd.dec.decode_run(table_bank(), 0, counts.tolist(), rows=rd.take_rows(counts)).astype(np.int64)
             vals, esc = from_symbols(sym, _LO, _SIZE)
             vals[esc] = rd.take_escapes(int(np.count_nonzero(esc)))
             e = np.empty_like(vals)
