@@ -82,6 +82,14 @@ def _nk_codec(quality: int, preset: str, **options):
     return c.encode, decompress
 
 
+def _warm_up(enc, dec, images: dict) -> None:
+    """Encode and decode one image of each distinct shape outside the timed runs:
+    model loading and JIT compilation (per size bucket and orientation) are not
+    what a point's speed should measure."""
+    for img in {im.shape: im for im in images.values()}.values():
+        dec(enc(img))
+
+
 def _run_point(enc, dec, images: dict) -> dict:
     rows = []
     t_enc = t_dec = 0.0
@@ -159,16 +167,10 @@ def run_eval(
         jobs += [("nkcodec-paper", q, lambda q=q: _nk_codec(q, "paper")) for q in qualities]
     jobs += [("jpeg", q, lambda q=q: _pillow_codec("JPEG", q)) for q in JPEG_QUALITIES]
     jobs += [("webp", q, lambda q=q: _pillow_codec("WEBP", q)) for q in WEBP_QUALITIES]
-    # warm-up (JIT compile, model load) outside the timed runs
-    first = next(iter(images.values()))
-    for name in ("nkcodec", "nkcodec-paper") if paper else ("nkcodec",):
-        enc, dec = _nk_codec(4, "default" if name == "nkcodec" else "paper")
-        dec(enc(first))
-    for e in efforts:  # a refining encoder compiles per tile shape: warm each shape up
-        if e:
-            enc, dec = _nk_codec(4, "default", effort=e)
-            for img in {im.shape: im for im in images.values()}.values():
-                dec(enc(img))
+    for e in efforts:
+        _warm_up(*_nk_codec(4, "default", **({"effort": e} if e else {})), images)
+    if paper:
+        _warm_up(*_nk_codec(4, "paper"), images)
     points: dict = {}
     for name, q, make in tqdm(jobs, desc="eval", disable=not progress):
         enc, dec = make()
@@ -210,7 +212,7 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
     for preset, q in tqdm(jobs, desc="ablation", disable=not progress):
         enc, dec = _nk_codec(q, preset)
         if q == qualities[0]:
-            dec(enc(next(iter(images.values()))))  # warm-up
+            _warm_up(enc, dec, images)
         out.setdefault(preset, []).append((q, _run_point(enc, dec, images)))
     jpeg = [(q, _run_point(*_pillow_codec("JPEG", q), images)) for q in JPEG_QUALITIES]
     out["jpeg"] = jpeg
@@ -262,10 +264,9 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
     jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
     jobs += [("png", 0, lambda: _pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: _pillow_codec("WEBP", None))]
     out: dict = {}
-    first = next(iter(images.values()))
     for name, setting, make in tqdm(jobs, desc="lossless", disable=not progress):
         enc, dec = make()
-        dec(enc(first))  # warm-up: compile outside the timing
+        _warm_up(enc, dec, images)
         out.setdefault(name, []).append((setting, _run_point(enc, dec, images)))
     curves = {name: _curve(name, [p for _, p in pts], [s for s, _ in pts]) for name, pts in out.items()}
     result = {"images": len(images), "folder": str(folder), "curves": curves}

@@ -71,7 +71,7 @@ def _keys(ct, v_int: np.ndarray) -> np.ndarray:
 def _stepper(m, ct, quality: int, effort: int):
     """The jitted Adam step and its optimiser's init for one model, quality and
     effort, built once: a new function per encode would recompile for every image."""
-    return _make_step(m._float_nets(), _proxy_arrays(ct), quality, EFFORTS[effort][1])
+    return _make_step(m.float_nets(), _proxy_arrays(ct), quality, EFFORTS[effort][1])
 
 
 def _make_step(nets, arrays, quality: int, lr: float):
@@ -135,7 +135,7 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     x[:H, :W] = image / np.float32(255.0)
     valid = np.zeros((16 * h, 16 * w, 1), np.float32)
     valid[:H, :W] = 1.0
-    nets = m._float_nets()
+    nets = m.float_nets()
     step, init = _stepper(m, ct, quality, effort)
     for rs, cs in _tiles(h, w, ct.version):
         r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop

@@ -188,7 +188,7 @@ class LoadedModel:
         self.name = self.path.stem
         self.config = ModelConfig.from_dict(self.meta["model_config"])
         self.model_id = int(self.meta.get("model_id", 0))
-        self._nets = None  # (state, enc, dec, bits): the float nets, built on first use (decoding may never need them)
+        self._nets = None  # the float nets (float_nets()), built on first use: decoding may never need them
         self._int_tables = {}  # prior group -> IntTables
         self._ctx_tables = {}  # (quality, version) -> ContextTables, built on first use
         # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
@@ -199,7 +199,7 @@ class LoadedModel:
 
             self._fixed_dec = XlaSynthesis(self.fixed)
 
-    def _float_nets(self):
+    def float_nets(self):
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
         jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
         analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
@@ -297,7 +297,7 @@ class LoadedModel:
         hb, wb = _bucket(h), _bucket(w)
         x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
         q = jnp.asarray([quality - 1], jnp.int32)
-        nets = self._float_nets()
+        nets = self.float_nets()
         fn = nets.enc if rounded else nets.ana
 
         def run(window):
@@ -311,7 +311,7 @@ class LoadedModel:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
         import jax.numpy as jnp
 
-        nets = self._float_nets()
+        nets = self.float_nets()
         return float(nets.bits(nets.state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32)))
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
@@ -327,7 +327,7 @@ class LoadedModel:
             run = functools.partial(self._fixed_dec, quality=quality)
             x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
         else:
-            nets = self._float_nets()
+            nets = self.float_nets()
             x = np.asarray(nets.dec(nets.state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]

@@ -23,6 +23,20 @@ def test_fixed_tables_round_trip():
         entropy.encode_symbols([np.array([1])], one)
 
 
+def test_streams_with_chosen_tables_round_trip():
+    """encode_symbols(rows=) and SymbolDecoder.decode_run(rows=) pick any table per
+    stream, repeats included; decoding with other tables does not reproduce them."""
+    rng = np.random.default_rng(1)
+    t = entropy.IntTables.from_counts(np.array([[90, 5, 5], [5, 90, 5], [5, 5, 90]]))
+    rows = [2, 0, 0]
+    streams = [rng.choice(3, 200, p=np.array(t.freq[k], float) / t.freq[k].sum()) for k in rows]
+    data = entropy.encode_symbols(streams, t, rows=rows)
+    out = entropy.SymbolDecoder(data).decode_run(t, 0, [s.size for s in streams], rows=rows)
+    np.testing.assert_array_equal(out, np.concatenate(streams))
+    wrong = entropy.SymbolDecoder(data).decode_run(t, 0, [s.size for s in streams])  # tables 0, 1, 2 instead
+    assert not np.array_equal(wrong, np.concatenate(streams))
+
+
 def test_skewed_data_costs_few_bits():
     t = entropy.IntTables.from_counts(np.array([[990, 10]]))
     data = entropy.encode_symbols([np.zeros(10000, np.int64)], t)

@@ -88,7 +88,7 @@ def test_fixed_point_is_faithful_to_the_float_network(tmp_path):
     y = _latent((4, 6, 12), 4)
     import jax.numpy as jnp
 
-    nets = m._float_nets()
+    nets = m.float_nets()
     flt = np.asarray(nets.dec(nets.state, jnp.asarray(y[None]), jnp.asarray([3], jnp.int32))[0]).astype(int)
     fx = fixed.synthesize(y, 4, m.fixed).astype(int)
     assert np.abs(flt - fx).max() <= 1

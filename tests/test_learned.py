@@ -326,14 +326,15 @@ def _rd_objective(img, data, quality):
 def test_effort_refines_the_latent_and_streams_stay_ordinary():
     """effort=1 changes only the encoder: the stream is a normal context stream,
     repeat encodes give identical bytes, and the trained objective (real bytes,
-    decoded pixels) is no worse than the analysis net's own latent."""
+    decoded pixels) is lower than with the analysis net's own latent."""
     img = _photo((48, 80, 3), seed=3)
     base = nkcodec.compress(img, quality=4)
     refined = nkcodec.compress(img, quality=4, effort=1)
     assert nkcodec.compress(img, quality=4, effort=1) == refined
     assert nkcodec.container.unpack_container(refined)[0].preset == "context"
     assert nkcodec.decompress(refined).shape == img.shape
-    assert _rd_objective(img, refined, 4) <= _rd_objective(img, base, 4) * 1.002
+    assert refined != base  # the refinement moved the latent (1.8% lower objective here)
+    assert _rd_objective(img, refined, 4) < _rd_objective(img, base, 4)
     wide = _photo((20, 1050, 3), seed=4)  # a latent of 2 x 66: two coding tiles, refined one after the other
     data = nkcodec.compress(wide, quality=2, effort=1)
     assert nkcodec.decompress(data).shape == wide.shape
