@@ -265,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--max-bytes", type=int, help="instead of --quality: the highest quality whose file fits in this many bytes")
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
-    e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 30x slower encode, same decoder)")
+    e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
