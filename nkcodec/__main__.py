@@ -63,20 +63,47 @@ def _outputs(inputs: list, output, suffix: str) -> list:
     return outs
 
 
-def _each(inputs: list, outs: list, work) -> int:
-    """Run ``work(input, output)`` on every pair; a failing file is reported (one
-    line) and the others still run.  Status 1 if any failed."""
+def _jobs(args, n_files: int) -> int:
+    """Files coded at once: ``--jobs``, else 2 (capped by the CPUs and the files)."""
+    import os
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError("--jobs must be at least 1")
+    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    return max(1, min(jobs, n_files))
+
+
+def _each(inputs: list, outs: list, work, jobs: int = 1) -> int:
+    """Run ``work(input, output) -> message`` on every pair, ``jobs`` at a time
+    (threads sharing one codec: XLA, Numba and the ANS coder release the GIL,
+    so one file's entropy coding overlaps another's transform).  Messages are
+    printed in input order; a failing file is reported (one line) and the
+    others still run.  Status 1 if any failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .errors import NkcodecError
 
-    failed = 0
-    for i, o in zip(inputs, outs):
+    def one(pair):
         try:
-            work(i, o)
+            return work(*pair), None
         except (NkcodecError, ValueError, OSError) as e:
             if len(inputs) == 1:
                 raise
-            print(f"nkcodec: error: {i}: {e}", file=sys.stderr)
-            failed += 1
+            return None, e
+
+    pairs = list(zip(inputs, outs))
+    failed = 0
+    pool = ThreadPoolExecutor(jobs) if jobs > 1 else None
+    try:
+        for (src, _), (message, error) in zip(pairs, pool.map(one, pairs) if pool else map(one, pairs)):
+            if error is None:
+                print(message, flush=True)
+            else:
+                print(f"nkcodec: error: {src}: {error}", file=sys.stderr)
+                failed += 1
+    finally:
+        if pool:  # on an error or Ctrl-C, files not yet started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
     if failed:
         print(f"nkcodec: {failed} of {len(inputs)} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -108,9 +135,10 @@ def _encode(args) -> int:
         data = encode(image)
         out.write_bytes(data)
         bpp = nkcodec.metrics.bpp(data, image)
-        print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}")
+        return f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}"
 
-    return _each(args.input, _outputs(args.input, args.output, ".nkc"), work)
+    jobs = _jobs(args, len(args.input))
+    return _each(args.input, _outputs(args.input, args.output, ".nkc"), work, jobs)
 
 
 def _decode(args) -> int:
@@ -119,9 +147,10 @@ def _decode(args) -> int:
     def work(src, out):
         image = nkcodec.decompress(Path(src).read_bytes())
         write_image(out, image)
-        print(f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)")
+        return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
-    return _each(args.input, _outputs(args.input, args.output, ".png"), work)
+    jobs = _jobs(args, len(args.input))
+    return _each(args.input, _outputs(args.input, args.output, ".png"), work, jobs)
 
 
 def _info(args) -> int:
@@ -266,11 +295,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
+    e.add_argument("-j", "--jobs", type=int, help="files coded at once, in threads sharing one codec (default 2; 1 = one after another)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
     d.add_argument("input", nargs="+", help=".nkc file(s)")
     d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
+    d.add_argument("-j", "--jobs", type=int, help="files coded at once, in threads sharing one codec (default 2; 1 = one after another)")
     d.set_defaults(func=_decode)
 
     i = sub.add_parser("info", help="describe a .nkc file")

@@ -136,7 +136,10 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     valid = np.zeros((16 * h, 16 * w, 1), np.float32)
     valid[:H, :W] = 1.0
     nets = m.float_nets()
-    step, init = _stepper(m, ct, quality, effort)
+    from .zoo import _BUILD
+
+    with _BUILD:  # one build per (model, quality, effort), even when threads race to it
+        step, init = _stepper(m, ct, quality, effort)
     for rs, cs in _tiles(h, w, ct.version):
         r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
         a0, a1, b0, b1 = max(r0 - DEC_HALO, 0), min(r1 + DEC_HALO, h), max(c0 - DEC_HALO, 0), min(c1 + DEC_HALO, w)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +30,9 @@ DEFAULT_MODEL = "nk64-3"
 # a retrained model gets a new id so old streams keep decoding with old weights.
 MODEL_IDS = {1: "nk64-1", 2: "nk64-2", 3: "nk64-3"}
 TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
+# Codecs may be shared between threads: everything built lazily (models, float
+# nets, tables) is built under this lock, once, instead of once per racing thread.
+_BUILD = threading.RLock()
 TAIL_MASS = 1e-7  # probability left to the two escape bins
 
 
@@ -203,6 +207,10 @@ class LoadedModel:
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
         jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
         analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
+        with _BUILD:
+            return self._nets or self._build_float_nets()
+
+    def _build_float_nets(self):
         if self._nets is None:
             import jax
             import jax.numpy as jnp
@@ -258,9 +266,10 @@ class LoadedModel:
         from .entropy import IntTables
 
         g = self._prior_group(quality)
-        if g not in self._int_tables:
-            t = self.tables_for(quality)
-            self._int_tables[g] = IntTables(t["freq"], t["size"])
+        with _BUILD:
+            if g not in self._int_tables:
+                t = self.tables_for(quality)
+                self._int_tables[g] = IntTables(t["freq"], t["size"])
         return self._int_tables[g]
 
     def context_tables(self, quality: int, version: int | None = None):
@@ -275,11 +284,12 @@ class LoadedModel:
         version = max(versions) if version is None else version
         if version not in versions:
             raise ValueError(f"model {self.name} has no version-{version} context tables")
-        if (quality, version) not in self._ctx_tables:
-            from .config import NUM_QUALITIES
+        with _BUILD:
+            if (quality, version) not in self._ctx_tables:
+                from .config import NUM_QUALITIES
 
-            model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
-            self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
+                model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
+                self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
         return self._ctx_tables[quality, version]
 
     def encode_latent(self, image: np.ndarray, quality: int, rounded: bool = True) -> np.ndarray:
@@ -358,9 +368,14 @@ def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, 
     return out
 
 
-@functools.lru_cache(maxsize=4)
 def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
-    """Load (once) a shipped model by name or .npz path."""
+    """Load (once) a shipped model by name or .npz path; safe to call from several threads."""
+    with _BUILD:
+        return _load_model(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(name: str) -> LoadedModel:
     path = weights_path(name)
     if not path.exists():
         raise FileNotFoundError(f"model weights {path} not found; shipped: {sorted(MODEL_IDS.values())}")

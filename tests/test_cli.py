@@ -149,3 +149,29 @@ def test_lossless_small_folder(tmp_path, capsys):
     for name in ("rle", "png", "webp-lossless"):
         assert curves[name]["results"]["max_err"] == [0]
     assert "webp-lossless" in capsys.readouterr().out
+
+
+def test_jobs_give_the_same_files_and_messages_in_order(tmp_path, capsys):
+    """--jobs codes files in threads sharing one codec: the files and the printed
+    lines are those of one-at-a-time coding, in input order."""
+    rng = np.random.default_rng(1)
+    srcs = []
+    for i, shape in enumerate([(40, 52, 3), (20, 70, 3), (33, 33), (40, 52, 3), (9, 9, 4)]):
+        srcs.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(srcs[-1])
+    runs = {}
+    for jobs in ("1", "3"):
+        assert main(["encode", *map(str, srcs), "-o", str(tmp_path / f"e{jobs}"), "--jobs", jobs]) == 0
+        enc = capsys.readouterr().out.replace(f"e{jobs}", "e")
+        coded = sorted((tmp_path / f"e{jobs}").iterdir())
+        assert main(["decode", *map(str, coded), "-o", str(tmp_path / f"d{jobs}"), "--jobs", jobs]) == 0
+        dec = capsys.readouterr().out.replace(f"d{jobs}", "d")
+        files = {p.name: p.read_bytes() for p in coded}
+        pixels = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / f"d{jobs}").iterdir()}
+        runs[jobs] = enc, dec, files, pixels
+    assert [line.split(":")[0][-5:] for line in runs["3"][0].splitlines()] == [f"{i}.nkc" for i in range(5)]
+    assert runs["1"][:3] == runs["3"][:3]
+    for name, a in runs["1"][3].items():
+        np.testing.assert_array_equal(a, runs["3"][3][name])
+    assert main(["encode", str(srcs[0]), "--jobs", "0"]) == 1
+    assert "--jobs" in capsys.readouterr().err

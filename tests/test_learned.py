@@ -341,3 +341,33 @@ def test_effort_refines_the_latent_and_streams_stay_ordinary():
     for bad in (2, -1, True, "1", 0.5):
         with pytest.raises(ValueError, match="effort"):
             nkcodec.Codec(4, effort=bad)
+
+
+def test_threads_share_a_cold_model():
+    """A model (and so a Codec) may be shared by threads: a fresh model, whose nets
+    and tables are all built lazily, used by 4 threads at once gives the same bytes
+    and pixels as one thread, and builds its float nets once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nkcodec.codec import _decode_context, _encode_context
+    from nkcodec.container import Header
+
+    m = zoo.LoadedModel(zoo.weights_path(zoo.DEFAULT_MODEL))
+    builds = []
+    build = m._build_float_nets
+    m._build_float_nets = lambda: builds.append(1) or build()
+    imgs = [_photo((40, 56, 3), seed) for seed in range(4)] + [_photo((70, 30, 3), seed) for seed in range(4)]
+    jobs = [(img, 2 + i % 3) for i, img in enumerate(imgs)]
+    with ThreadPoolExecutor(4) as ex:
+        coded = list(ex.map(lambda job: _encode_context(m, *job)[:2], jobs))
+    assert len(builds) == 1
+    assert coded == [_encode_context(m, *job)[:2] for job in jobs]
+    hdrs = [Header(*img.shape, "context", q, m.model_id, params={"latent": p}) for (img, q), (p, _) in zip(jobs, coded)]
+
+    def decode(i):
+        return _decode_context(hdrs[i], coded[i][1], m, hdrs[i].quality)
+
+    with ThreadPoolExecutor(4) as ex:
+        pix = list(ex.map(decode, range(len(jobs))))
+    for i, a in enumerate(pix):
+        np.testing.assert_array_equal(a, decode(i))
