@@ -41,6 +41,13 @@ def rd_tables(path: str = "eval_kodak.json") -> str:
     out += ["", "| codec | BD-rate vs JPEG (optimize=True) | BD-rate vs WebP |", "|---|---|---|"]
     for name, b in d["bd_rate"].items():
         out.append(f"| {name} | {b['vs_jpeg']:+.1f}% | {b['vs_webp']:+.1f}% |")
+    for name, b in d.get("published_bd_rate", {}).items():  # published curves against this run's JPEG and WebP
+        out.append(f"| {name} (published) | {b['vs_jpeg']:+.1f}% | {b['vs_webp']:+.1f}% |")
+    vs = d.get("bd_rate_vs_published", {})
+    if vs:
+        names = list(next(iter(vs.values())))
+        out += ["", "| BD-rate of | " + " | ".join(f"vs {n}" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+        out += [f"| {c} | " + " | ".join(f"{b[n]:+.1f}%" for n in names) + " |" for c, b in vs.items()]
     return "\n".join(out)
 
 

@@ -207,6 +207,8 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from .evaluate import run_eval
 
+    if args.published and (args.ablation or args.lossless):
+        raise ValueError("--published applies to the rate-distortion eval, not to --ablation or --lossless")
     if args.ablation:
         from .evaluate import run_ablation
 
@@ -218,7 +220,7 @@ def _eval(args) -> int:
         run_lossless(args.dir, json_path=args.json)
         return 0
     efforts = tuple(int(e) for e in args.effort.split(","))
-    run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper, efforts=efforts)
+    run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper, efforts=efforts, published=args.published or ())
     return 0
 
 
@@ -344,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--plot", help="write the RD plot (PNG) here")
     v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
     v.add_argument("--effort", default="0", help="comma-separated encoder efforts of the default preset, e.g. 0,1 (default 0)")
+    v.add_argument(
+        "--published",
+        nargs="+",
+        metavar="JSON",
+        help="published results on the same images (CompressAI's JSON, e.g. ../shared/anchors/compressai_kodak/*.json): drawn dotted and compared by BD-rate, not run",
+    )
     v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
     v.add_argument(
         "--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)"

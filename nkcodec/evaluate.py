@@ -129,7 +129,33 @@ def _curve(name: str, points: list, labels: list) -> dict:
     }
 
 
-def _plot(curves: dict, path) -> None:
+def read_published(path) -> dict:
+    """A published RD curve in CompressAI's JSON shape (``name``, ``results`` with
+    ``bpp`` and ``psnr-rgb`` or ``psnr``), e.g. ``../shared/anchors/compressai_kodak/``.
+    Returns ``{"name", "source", "description", "results": {"bpp", "psnr"}}``;
+    ValueError naming the file if it is not such a curve."""
+    try:
+        d = json.loads(Path(path).read_text())
+        r = d["results"]
+        bpp = [float(v) for v in r["bpp"]]
+        psnr = [float(v) for v in (r["psnr-rgb"] if "psnr-rgb" in r else r["psnr"])]
+        name = str(d.get("name") or Path(path).stem)
+    except OSError as e:
+        raise ValueError(f"published curve {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"published curve {path}: not a CompressAI-style results file ({e.__class__.__name__}: {e})") from None
+    if len(bpp) != len(psnr) or len(bpp) < 2:
+        raise ValueError(f"published curve {path}: needs as many bpp as PSNR values, at least 2")
+    order = np.argsort(bpp)
+    return {
+        "name": name,
+        "source": str(path),
+        "description": str(d.get("description", "")),
+        "results": {"bpp": [bpp[i] for i in order], "psnr": [psnr[i] for i in order]},
+    }
+
+
+def _plot(curves: dict, path, published: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,25 +165,42 @@ def _plot(curves: dict, path) -> None:
     for name, c in curves.items():
         r = c["results"]
         ax.plot(r["bpp"], r["psnr"], "o-" if name.startswith("nkcodec") else ".--", label=name, ms=4)
+    for name, c in (published or {}).items():
+        r = c["results"]
+        ax.plot(r["bpp"], r["psnr"], ":", label=f"{name} (published)", lw=1.2)
     ax.set_xlabel("bits per pixel (real bytes)")
     ax.set_ylabel("PSNR-RGB (dB)")
     ax.set_xlim(0, 2.0)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Rate-distortion, measured in one run")
+    ax.legend(fontsize=8)
+    ax.set_title("Rate-distortion, measured in one run" + (" (dotted: published results)" if published else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def run_eval(
-    folder, json_path=None, plot_path=None, qualities=range(1, 9), paper: bool = True, progress: bool = True, efforts=(0,)
+    folder,
+    json_path=None,
+    plot_path=None,
+    qualities=range(1, 9),
+    paper: bool = True,
+    progress: bool = True,
+    efforts=(0,),
+    published=(),
 ):
     """Evaluate nkcodec, JPEG and WebP on every image of ``folder``; print tables.
     ``efforts``: encoder efforts of the default preset to run (curve ``nkcodec``
-    for 0, ``nkcodec-effort-E`` otherwise)."""
+    for 0, ``nkcodec-effort-E`` otherwise).  ``published``: CompressAI-style JSON
+    files of published results on the same images (:func:`read_published`):
+    they are not run, only drawn and compared by BD-rate, and kept apart from
+    the measured ``curves``."""
     from tqdm import tqdm
 
+    pub = {}
+    for path in published:  # read first: a bad file fails before the long run
+        c = read_published(path)
+        pub[c["name"]] = c
     images = _rgb_images(folder)
     jobs = []
     for e in efforts:
@@ -185,14 +228,27 @@ def run_eval(
             "vs_webp": bd_rate(curves["webp"]["results"]["bpp"], curves["webp"]["results"]["psnr"], r["bpp"], r["psnr"]),
         }
     result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate": bd}
+    if pub:
+        webp = curves["webp"]["results"]
+        result["published"] = pub
+        result["published_bd_rate"] = {
+            name: {"vs_jpeg": bd_rate(ref["bpp"], ref["psnr"], *_bp(c)), "vs_webp": bd_rate(webp["bpp"], webp["psnr"], *_bp(c))}
+            for name, c in pub.items()
+        }
+        # each measured curve against each published one: negative = fewer bits than the published codec
+        result["bd_rate_vs_published"] = {n: {p: bd_rate(*_bp(pc), *_bp(c)) for p, pc in pub.items()} for n, c in curves.items() if n.startswith("nkcodec")}
     _print_eval(result)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=1))
         print(f"wrote {json_path}")
     if plot_path:
-        _plot(curves, plot_path)
+        _plot(curves, plot_path, pub)
         print(f"wrote {plot_path}")
     return result
+
+
+def _bp(curve: dict) -> tuple:
+    return curve["results"]["bpp"], curve["results"]["psnr"]
 
 
 ABLATION = ("paper", "scalar-rle", "scalar", "context", "cluster")
@@ -335,5 +391,7 @@ def _print_eval(result: dict) -> None:
                 f" {r['enc_mpix_s'][i]:8.2f} {r['dec_mpix_s'][i]:8.2f}"
             )
     print("\nBD-rate (%; negative = fewer bits at equal PSNR)")
-    for name, b in result["bd_rate"].items():
-        print(f"  {name:<15} vs JPEG {b['vs_jpeg']:+7.2f}   vs WebP {b['vs_webp']:+7.2f}")
+    for name, b in {**result["bd_rate"], **result.get("published_bd_rate", {})}.items():
+        print(f"  {name:<22} vs JPEG {b['vs_jpeg']:+7.2f}   vs WebP {b['vs_webp']:+7.2f}" + ("   (published)" if name in result.get("published", {}) else ""))
+    for name, b in result.get("bd_rate_vs_published", {}).items():
+        print(f"  {name} vs " + ", ".join(f"{p} {v:+.2f}" for p, v in b.items()))

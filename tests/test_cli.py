@@ -110,6 +110,20 @@ def test_eval_small_folder(tmp_path):
         assert len(c["per_image"][str(c["settings"][0])]) == 2
     assert plot.stat().st_size > 1000
     assert "vs_jpeg" in res["bd_rate"]["webp"]
+    # a published curve (CompressAI's shape) that is this run's JPEG curve: BD-rate 0 against JPEG, and
+    # nkcodec against it equals nkcodec against JPEG
+    jpeg = curves["jpeg"]["results"]
+    pub = tmp_path / "pub.json"
+    pub.write_text(json.dumps({"name": "jpeg-copy", "results": {"bpp": jpeg["bpp"][::-1], "psnr-rgb": jpeg["psnr"][::-1]}}))
+    from nkcodec.evaluate import run_eval
+
+    res2 = run_eval(folder, plot_path=tmp_path / "p.png", qualities=[1, 3, 5, 8], paper=False, progress=False, published=[pub])
+    assert "jpeg-copy" in res2["published"] and "jpeg-copy" not in res2["curves"]
+    assert abs(res2["published_bd_rate"]["jpeg-copy"]["vs_jpeg"]) < 1e-6
+    assert abs(res2["bd_rate_vs_published"]["nkcodec"]["jpeg-copy"] - res2["bd_rate"]["nkcodec"]["vs_jpeg"]) < 1e-6
+    (tmp_path / "bad.json").write_text('{"name": "x", "results": {"bpp": [1, 2]}}')
+    assert main(["eval", str(folder), "--published", str(tmp_path / "bad.json")]) == 1  # before any coding
+    assert main(["eval", str(folder), "--lossless", "--published", str(pub)]) == 1
 
 
 def test_ablation_small_folder(tmp_path):
