@@ -119,6 +119,18 @@ def _make_step(nets, arrays, quality: int, lr: float):
     return step, opt.init
 
 
+PROGRESS_TILES = 4  # from this many latent tiles on, refine shows a progress bar when stderr is a terminal
+
+
+def _progress(items: list, wanted: bool):
+    import sys
+
+    from tqdm import tqdm
+
+    show = wanted and sys.stderr is not None and sys.stderr.isatty()
+    return tqdm(items, desc="nkcodec effort-1 refinement", unit="tile", leave=False, disable=not show)
+
+
 def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     """The refined int32 latent (h, w, M) of a uint8 RGB image for context tables ``ct``."""
     import jax.numpy as jnp
@@ -140,7 +152,9 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
 
     with _BUILD:  # one build per (model, quality, effort), even when threads race to it
         step, init = _stepper(m, ct, quality, effort)
-    for rs, cs in _tiles(h, w, ct.version):
+    tiles = _tiles(h, w, ct.version)
+    # a large image takes minutes (about 9 s per 1024x1024 tile): show progress on a terminal
+    for rs, cs in _progress(tiles, len(tiles) >= PROGRESS_TILES):
         r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
         a0, a1, b0, b1 = max(r0 - DEC_HALO, 0), min(r1 + DEC_HALO, h), max(c0 - DEC_HALO, 0), min(c1 + DEC_HALO, w)
         px = (slice(16 * r0, 16 * r1), slice(16 * c0, 16 * c1))

@@ -371,3 +371,20 @@ def test_threads_share_a_cold_model():
         pix = list(ex.map(decode, range(len(jobs))))
     for i, a in enumerate(pix):
         np.testing.assert_array_equal(a, decode(i))
+
+
+def test_refinement_progress_only_on_a_terminal_and_for_large_images(monkeypatch):
+    import io
+    import sys
+
+    from nkcodec.refine import _progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for tty, wanted, shown in ((True, True, True), (True, False, False), (False, True, False)):
+        err = Tty() if tty else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", err)
+        assert list(_progress([1, 2, 3], wanted)) == [1, 2, 3]
+        assert ("refinement" in err.getvalue()) == shown
