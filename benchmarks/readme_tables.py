@@ -3,7 +3,7 @@
 Run after ``eval``, ``eval --ablation``, ``eval --lossless`` and ``bench`` have rewritten the JSON
 files in ``benchmarks/results/``; paste the output into README.md::
 
-    python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench ...]
+    python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench|bench-kodak ...]
 
 Nothing here measures anything: it only formats what the commands wrote.
 """
@@ -126,8 +126,15 @@ def bench_table(path: str = "bench_samples.json") -> str:
 
 
 def main(argv: list) -> int:
-    which = argv or ["rd", "effort", "ablation", "lossless", "bench"]
-    makers = {"rd": rd_tables, "effort": effort_table, "ablation": ablation_tables, "lossless": lossless_table, "bench": bench_table}
+    which = argv or ["rd", "effort", "ablation", "lossless", "bench", "bench-kodak"]
+    makers = {
+        "rd": rd_tables,
+        "effort": effort_table,
+        "ablation": ablation_tables,
+        "lossless": lossless_table,
+        "bench": bench_table,
+        "bench-kodak": lambda: bench_table("bench_codec_kodak.json"),
+    }
     for w in which:
         print(f"<!-- {w} -->")
         print(makers[w]())
