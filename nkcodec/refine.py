@@ -136,7 +136,7 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     import jax.numpy as jnp
 
     from .context import _passes, _tiles
-    from .zoo import DEC_HALO
+    from .zoo import _BUILD, DEC_HALO
 
     iters = EFFORTS[effort][0]
     y = m.encode_latent(image, quality, rounded=False)
@@ -148,8 +148,6 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     valid = np.zeros((16 * h, 16 * w, 1), np.float32)
     valid[:H, :W] = 1.0
     nets = m.float_nets()
-    from .zoo import _BUILD
-
     with _BUILD:  # one build per (model, quality, effort), even when threads race to it
         step, init = _stepper(m, ct, quality, effort)
     tiles = _tiles(h, w, ct.version)

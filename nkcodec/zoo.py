@@ -30,10 +30,10 @@ DEFAULT_MODEL = "nk64-3"
 # a retrained model gets a new id so old streams keep decoding with old weights.
 MODEL_IDS = {1: "nk64-1", 2: "nk64-2", 3: "nk64-3"}
 TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
+TAIL_MASS = 1e-7  # probability left to the two escape bins
 # Codecs may be shared between threads: everything built lazily (models, float
 # nets, tables) is built under this lock, once, instead of once per racing thread.
 _BUILD = threading.RLock()
-TAIL_MASS = 1e-7  # probability left to the two escape bins
 
 
 def weights_path(name: str) -> Path:
@@ -207,8 +207,10 @@ class LoadedModel:
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
         jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
         analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
-        with _BUILD:
-            return self._nets or self._build_float_nets()
+        if self._nets is None:  # checked again under the lock: only one thread builds
+            with _BUILD:
+                self._build_float_nets()
+        return self._nets
 
     def _build_float_nets(self):
         if self._nets is None:
