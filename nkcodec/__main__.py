@@ -63,25 +63,24 @@ def _outputs(inputs: list, output, suffix: str) -> list:
     return outs
 
 
-def _jobs(args, n_files: int) -> int:
-    """Files coded at once: ``--jobs``, else 2 (capped by the CPUs and the files)."""
+def _each(args, suffix: str, work) -> int:
+    """Run ``work(input, output) -> message`` on every input file of ``args``
+    (outputs from ``-o`` and ``suffix``, :func:`_outputs`), ``--jobs`` at a time
+    (default 2, capped by the CPUs and the files), in threads sharing one codec:
+    XLA, Numba and the ANS coder release the GIL, so one file's entropy coding
+    overlaps another's transform.  Messages are printed in input order; a
+    failing file is reported (one line) and the others still run.  Status 1 if
+    any failed."""
     import os
-
-    if args.jobs is not None and args.jobs < 1:
-        raise ValueError("--jobs must be at least 1")
-    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
-    return max(1, min(jobs, n_files))
-
-
-def _each(inputs: list, outs: list, work, jobs: int = 1) -> int:
-    """Run ``work(input, output) -> message`` on every pair, ``jobs`` at a time
-    (threads sharing one codec: XLA, Numba and the ANS coder release the GIL,
-    so one file's entropy coding overlaps another's transform).  Messages are
-    printed in input order; a failing file is reported (one line) and the
-    others still run.  Status 1 if any failed."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .errors import NkcodecError
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError("--jobs must be at least 1")
+    inputs = args.input
+    jobs = min(args.jobs or min(2, os.cpu_count() or 1), len(inputs))
+    outs = _outputs(inputs, args.output, suffix)
 
     def one(pair):
         try:
@@ -137,8 +136,7 @@ def _encode(args) -> int:
         bpp = nkcodec.metrics.bpp(data, image)
         return f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}"
 
-    jobs = _jobs(args, len(args.input))
-    return _each(args.input, _outputs(args.input, args.output, ".nkc"), work, jobs)
+    return _each(args, ".nkc", work)
 
 
 def _decode(args) -> int:
@@ -149,8 +147,7 @@ def _decode(args) -> int:
         write_image(out, image)
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
-    jobs = _jobs(args, len(args.input))
-    return _each(args.input, _outputs(args.input, args.output, ".png"), work, jobs)
+    return _each(args, ".png", work)
 
 
 def _info(args) -> int:

@@ -8,7 +8,6 @@ run: the NumPy reference for NK-RLE, Pillow for the whole lossless codec.
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import statistics
@@ -287,36 +286,14 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         _row("entropy.encode", t["entropy.encode"], pix, "MPix/s", **info),
         _row("entropy.decode", t["entropy.decode"], pix, "MPix/s", **info),
     ]
-    for d, idx in (("encode", 0), ("decode", 1)):
-        total = t[d]
-        parts = ("analysis", "entropy.encode") if d == "encode" else ("entropy.decode", "synthesis")
-        share = {p: t[p] / total for p in parts}
-        rows.append(
-            _row(
-                f"codec.{d}",
-                total,
-                pix,
-                "MPix/s",
-                "Pillow WebP q75",
-                peers["webp"][idx],
-                jpeg_throughput=pix / peers["jpeg"][idx] / 1e6,
-                share=share,
-                **info,
-            )
-        )
-    for d, idx in (("encode", 0), ("decode", 1)):  # files coded two at a time, as by the CLI; peers likewise
-        rows.append(
-            _row(
-                f"codec.{d}.jobs2",
-                t[d + ".threads"],
-                pix,
-                "MPix/s",
-                "Pillow WebP q75",
-                peers["webp.threads"][idx],
-                jpeg_throughput=pix / peers["jpeg.threads"][idx] / 1e6,
-                **{**info, "data": info["data"] + ", 2 threads"},
-            )
-        )
+    parts = {"encode": ("analysis", "entropy.encode"), "decode": ("entropy.decode", "synthesis")}
+    # one image at a time (with each stage's share), then two files at a time as the CLI does, peers likewise
+    for suffix, key in (("", ""), (".jobs2", ".threads")):
+        for d, idx in (("encode", 0), ("decode", 1)):
+            total = t[d + key]
+            extra = {"share": {p: t[p] / total for p in parts[d]}, **info} if not suffix else {"data": info["data"] + ", 2 threads"}
+            jpeg = pix / peers["jpeg" + key][idx] / 1e6
+            rows.append(_row(f"codec.{d}{suffix}", total, pix, "MPix/s", "Pillow WebP q75", peers["webp" + key][idx], jpeg_throughput=jpeg, **extra))
     return rows
 
 
@@ -375,7 +352,7 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
         if r["stage"] == "rle.pack":
             cost = r["packed_bytes"] / r["plain_key_bytes"] - 1
             print(f"squared keys on {r['data']}: {r['packed_bytes']} bytes packed vs {r['plain_key_bytes']} with plain keys ({cost:+.1%})")
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=1))
-        print(f"wrote {json_path}")
+    from .evaluate import write_json
+
+    write_json(result, json_path)
     return result

@@ -62,6 +62,7 @@ class RlePreset:
 
     name = "rle"
     lossless = True
+    quality_ladder = False  # ignores the codec's quality (compress_to_size needs a ladder)
 
     def __init__(self, quality: int, variant: str = "nk"):
         self.variant = variant
@@ -89,6 +90,7 @@ class PalettePreset:
 
     name = "palette"
     lossless = False
+    quality_ladder = False
 
     def __init__(self, quality: int, k: int = 256, variant: str = "nk", seed: int = 0):
         from .kmeans import MAX_K
@@ -148,6 +150,7 @@ class _LearnedBase:
     """Shared by the learned presets: model loading, RGB/alpha/gray handling."""
 
     lossless = False
+    quality_ladder = True  # quality 1..8 picks the model's rate-distortion trade-off
 
     def __init__(self, quality: int, model: str | None = None):
         from . import zoo
@@ -321,6 +324,7 @@ class NearLosslessPreset(_LearnedBase):
     of the original; ``max_error=0`` is lossless.  The codec's ``quality`` is not used."""
 
     name = "near-lossless"
+    quality_ladder = False  # its base quality is the ``base`` option
 
     def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int = 6):
         from .residual import check_max_error
@@ -631,7 +635,7 @@ def compress_to_size(image, max_bytes: int, preset: str = "default", **options) 
     ValueError: preset 'rle' has no quality ladder; compress_to_size needs a learned lossy preset
     """
     name = _resolve(preset)
-    if name in ("rle", "palette", "near-lossless"):
+    if not PRESETS[name].quality_ladder:
         raise ValueError(f"preset {preset!r} has no quality ladder; compress_to_size needs a learned lossy preset")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")

@@ -219,28 +219,19 @@ def run_eval(
         enc, dec = make()
         points.setdefault(name, []).append((q, _run_point(enc, dec, images)))
     curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in points.items()}
-    bd = {}
-    ref = curves["jpeg"]["results"]
-    for name, c in curves.items():
-        r = c["results"]
-        bd[name] = {
-            "vs_jpeg": bd_rate(ref["bpp"], ref["psnr"], r["bpp"], r["psnr"]),
-            "vs_webp": bd_rate(curves["webp"]["results"]["bpp"], curves["webp"]["results"]["psnr"], r["bpp"], r["psnr"]),
-        }
+
+    def vs_peers(c):  # BD-rate against this run's JPEG and WebP
+        return {"vs_jpeg": bd_rate(*_bp(curves["jpeg"]), *_bp(c)), "vs_webp": bd_rate(*_bp(curves["webp"]), *_bp(c))}
+
+    bd = {name: vs_peers(c) for name, c in curves.items()}
     result = {"images": len(images), "folder": str(folder), "curves": curves, "bd_rate": bd}
     if pub:
-        webp = curves["webp"]["results"]
         result["published"] = pub
-        result["published_bd_rate"] = {
-            name: {"vs_jpeg": bd_rate(ref["bpp"], ref["psnr"], *_bp(c)), "vs_webp": bd_rate(webp["bpp"], webp["psnr"], *_bp(c))}
-            for name, c in pub.items()
-        }
+        result["published_bd_rate"] = {name: vs_peers(c) for name, c in pub.items()}
         # each measured curve against each published one: negative = fewer bits than the published codec
         result["bd_rate_vs_published"] = {n: {p: bd_rate(*_bp(pc), *_bp(c)) for p, pc in pub.items()} for n, c in curves.items() if n.startswith("nkcodec")}
     _print_eval(result)
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=1))
-        print(f"wrote {json_path}")
+    write_json(result, json_path)
     if plot_path:
         _plot(curves, plot_path, pub)
         print(f"wrote {plot_path}")
@@ -249,6 +240,13 @@ def run_eval(
 
 def _bp(curve: dict) -> tuple:
     return curve["results"]["bpp"], curve["results"]["psnr"]
+
+
+def write_json(result: dict, path) -> None:
+    """Write a command's results (when ``path`` is given) and say so."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
 
 
 ABLATION = ("paper", "scalar-rle", "scalar", "context", "cluster")
@@ -295,9 +293,7 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
         cells = [f"{curves[p]['results']['bpp'][i]:.3f} / {curves[p]['results']['psnr'][i]:.2f}" for p in ABLATION]
         print(f"{q:>7} | " + " | ".join(cells))
     print("BD-rate vs JPEG: " + ", ".join(f"{p} {bd[p]:+.1f}%" for p in ABLATION))
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=1))
-        print(f"wrote {json_path}")
+    write_json(result, json_path)
     return result
 
 
@@ -335,9 +331,7 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
                 f"{name} | {s} | {r['cr'][i]:.3f} | {r['bpp'][i]:.3f} | {r['psnr'][i]:.2f} | {r['max_err'][i]} "
                 f"| {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f}"
             )
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=1))
-        print(f"wrote {json_path}")
+    write_json(result, json_path)
     return result
 
 

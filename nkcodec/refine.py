@@ -67,10 +67,18 @@ def _keys(ct, v_int: np.ndarray) -> np.ndarray:
     return keys(activity, ct.thresholds, _passes(th, tw, ct.passes), ct.k).T.reshape(th, tw, m)
 
 
-@functools.lru_cache(maxsize=16)
 def _stepper(m, ct, quality: int, effort: int):
     """The jitted Adam step and its optimiser's init for one model, quality and
-    effort, built once: a new function per encode would recompile for every image."""
+    effort, built once (even when threads race to it): a new function per
+    encode would recompile for every image."""
+    from .zoo import _BUILD
+
+    with _BUILD:
+        return _cached_stepper(m, ct, quality, effort)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_stepper(m, ct, quality: int, effort: int):
     return _make_step(m.float_nets(), _proxy_arrays(ct), quality, EFFORTS[effort][1])
 
 
@@ -136,7 +144,7 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     import jax.numpy as jnp
 
     from .context import _passes, _tiles
-    from .zoo import _BUILD, DEC_HALO
+    from .zoo import DEC_HALO
 
     iters = EFFORTS[effort][0]
     y = m.encode_latent(image, quality, rounded=False)
@@ -148,8 +156,7 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     valid = np.zeros((16 * h, 16 * w, 1), np.float32)
     valid[:H, :W] = 1.0
     nets = m.float_nets()
-    with _BUILD:  # one build per (model, quality, effort), even when threads race to it
-        step, init = _stepper(m, ct, quality, effort)
+    step, init = _stepper(m, ct, quality, effort)
     tiles = _tiles(h, w, ct.version)
     # a large image takes minutes (about 9 s per 1024x1024 tile): show progress on a terminal
     for rs, cs in _progress(tiles, len(tiles) >= PROGRESS_TILES):

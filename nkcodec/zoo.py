@@ -36,6 +36,18 @@ TAIL_MASS = 1e-7  # probability left to the two escape bins
 _BUILD = threading.RLock()
 
 
+def _once(cache: dict, key, build):
+    """``cache[key]``, made by ``build()`` the first time only, even when threads
+    race to it (checked without the lock, then again under it)."""
+    value = cache.get(key)
+    if value is None:
+        with _BUILD:
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = build()
+    return value
+
+
 def weights_path(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".npz" and p.exists():
@@ -207,48 +219,43 @@ class LoadedModel:
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
         jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
         analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
-        if self._nets is None:  # checked again under the lock: only one thread builds
-            with _BUILD:
-                self._build_float_nets()
-        return self._nets
+        return _once(self.__dict__, "_nets", self._build_float_nets)
 
     def _build_float_nets(self):
-        if self._nets is None:
-            import jax
-            import jax.numpy as jnp
-            from flax import nnx
+        import jax
+        import jax.numpy as jnp
+        from flax import nnx
 
-            from .model import CompressionModel
+        from .model import CompressionModel
 
-            # shapes only: a random initialisation would compile ~46 XLA kernels (about 4 s) for nothing
-            model = nnx.eval_shape(lambda: CompressionModel(self.config, seed=0))
-            load_params_into(model, self._params, self.path)
-            graphdef, state = nnx.split(model)
+        # shapes only: a random initialisation would compile ~46 XLA kernels (about 4 s) for nothing
+        model = nnx.eval_shape(lambda: CompressionModel(self.config, seed=0))
+        load_params_into(model, self._params, self.path)
+        graphdef, state = nnx.split(model)
 
-            @jax.jit
-            def enc(state, x, q):
-                m = nnx.merge(graphdef, state)
-                return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
+        @jax.jit
+        def enc(state, x, q):
+            m = nnx.merge(graphdef, state)
+            return jnp.round(m.encode_latent(x, q)).astype(jnp.int32)
 
-            @jax.jit
-            def ana(state, x, q):
-                return nnx.merge(graphdef, state).encode_latent(x, q)
+        @jax.jit
+        def ana(state, x, q):
+            return nnx.merge(graphdef, state).encode_latent(x, q)
 
-            @jax.jit
-            def dec(state, y, q):
-                m = nnx.merge(graphdef, state)
-                x = m.decode_latent(y.astype(jnp.float32), q)
-                return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
+        @jax.jit
+        def dec(state, y, q):
+            m = nnx.merge(graphdef, state)
+            x = m.decode_latent(y.astype(jnp.float32), q)
+            return jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8)
 
-            @jax.jit
-            def bits(state, y, q):
-                m = nnx.merge(graphdef, state)
-                return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
+        @jax.jit
+        def bits(state, y, q):
+            m = nnx.merge(graphdef, state)
+            return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
 
-            from types import SimpleNamespace
+        from types import SimpleNamespace
 
-            self._nets = SimpleNamespace(graphdef=graphdef, state=state, enc=enc, ana=ana, dec=dec, bits=bits)
-        return self._nets
+        return SimpleNamespace(graphdef=graphdef, state=state, enc=enc, ana=ana, dec=dec, bits=bits)
 
     @property
     def latent_channels(self) -> int:
@@ -267,12 +274,11 @@ class LoadedModel:
         """:class:`~nkcodec.entropy.IntTables` for ``quality``, built once."""
         from .entropy import IntTables
 
-        g = self._prior_group(quality)
-        with _BUILD:
-            if g not in self._int_tables:
-                t = self.tables_for(quality)
-                self._int_tables[g] = IntTables(t["freq"], t["size"])
-        return self._int_tables[g]
+        def build():
+            t = self.tables_for(quality)
+            return IntTables(t["freq"], t["size"])
+
+        return _once(self._int_tables, self._prior_group(quality), build)
 
     def context_tables(self, quality: int, version: int | None = None):
         """:class:`~nkcodec.context.ContextTables` for ``quality`` (the ``context``
@@ -286,13 +292,13 @@ class LoadedModel:
         version = max(versions) if version is None else version
         if version not in versions:
             raise ValueError(f"model {self.name} has no version-{version} context tables")
-        with _BUILD:
-            if (quality, version) not in self._ctx_tables:
-                from .config import NUM_QUALITIES
+        from .config import NUM_QUALITIES
 
-                model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
-                self._ctx_tables[quality, version] = ContextTables.from_arrays(self.ctx, model_tables, quality, version)
-        return self._ctx_tables[quality, version]
+        def build():
+            model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
+            return ContextTables.from_arrays(self.ctx, model_tables, quality, version)
+
+        return _once(self._ctx_tables, (quality, version), build)
 
     def encode_latent(self, image: np.ndarray, quality: int, rounded: bool = True) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> int32 latent (ceil(H/16), ceil(W/16), M)
