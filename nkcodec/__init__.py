@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import CorruptStreamError, NkcodecError
+from .errors import CorruptStreamError, NkcodecError, RetiredModelError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "compress",
@@ -25,6 +25,7 @@ __all__ = [
     "PRESETS",
     "NkcodecError",
     "CorruptStreamError",
+    "RetiredModelError",
     "rle",
     "metrics",
     "container",

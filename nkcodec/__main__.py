@@ -158,9 +158,14 @@ def _info(args) -> int:
     print(f"file:      {args.input} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
     print(f"image:     {h.width}x{h.height}, {h.channels} channel(s){' (2-D)' if h.squeeze else ''}")
-    from .zoo import MODEL_IDS
+    from .zoo import MODEL_IDS, RETIRED_MODELS
 
-    model = f"model {h.model_id} ({MODEL_IDS.get(h.model_id, 'not in this build')})" if h.model_id else "no model"
+    def _name(i):
+        if i in RETIRED_MODELS:
+            return f"{RETIRED_MODELS[i][0]}, retired: decode with nkcodec {RETIRED_MODELS[i][1]}"
+        return MODEL_IDS.get(i, "not in this build")
+
+    model = f"model {h.model_id} ({_name(h.model_id)})" if h.model_id else "no model"
     print(f"preset:    {h.preset}  quality {h.quality}  {model}")
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees

@@ -175,10 +175,7 @@ class _LearnedBase:
     def _model_for(header: Header):
         from . import zoo
 
-        name = zoo.MODEL_IDS.get(header.model_id)
-        if name is None:
-            raise CorruptStreamError(f"stream needs model id {header.model_id}; this build has {sorted(zoo.MODEL_IDS)}")
-        return zoo.load_model(name)
+        return zoo.model_for_id(header.model_id)
 
     def encode(self, image: np.ndarray):
         rgb, alpha, gray = _split_rgb(image)

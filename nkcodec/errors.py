@@ -4,7 +4,7 @@ Every malformed stream raises :class:`CorruptStreamError`, a subclass of both
 :class:`NkcodecError` and :class:`ValueError`, so callers may catch either.
 """
 
-__all__ = ["NkcodecError", "CorruptStreamError"]
+__all__ = ["NkcodecError", "CorruptStreamError", "RetiredModelError"]
 
 
 class NkcodecError(Exception):
@@ -20,3 +20,11 @@ class CorruptStreamError(NkcodecError, ValueError):
 
     def __init__(self, msg: str):
         super().__init__(f"corrupt stream: {msg}")
+
+
+class RetiredModelError(NkcodecError):
+    """A valid stream names a model that this build no longer ships.
+
+    The message names the model and the last release of nkcodec that decodes it
+    (``pip install "nkcodec==<release>"``).
+    """

@@ -23,12 +23,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_MODEL", "export", "load_model", "LoadedModel", "compute_tables", "weights_path", "MODEL_IDS"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "export",
+    "load_model",
+    "LoadedModel",
+    "compute_tables",
+    "weights_path",
+    "MODEL_IDS",
+    "RETIRED_MODELS",
+    "model_for_id",
+]
 
-DEFAULT_MODEL = "nk64-3"
+DEFAULT_MODEL = "nk64-5"
 # model id stored in each stream -> weights file name.  Never reuse an id:
 # a retrained model gets a new id so old streams keep decoding with old weights.
-MODEL_IDS = {1: "nk64-1", 2: "nk64-2", 3: "nk64-3"}
+MODEL_IDS = {3: "nk64-3", 5: "nk64-5"}
+# Models no longer shipped (to keep the wheel small): id -> (name, last release that decodes it).
+# Id 4 was an intermediate export of nk64-5's training and never shipped.
+RETIRED_MODELS = {1: ("nk64-1", "0.1.0"), 2: ("nk64-2", "0.1.0")}
 TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
 TAIL_MASS = 1e-7  # probability left to the two escape bins
 # Codecs may be shared between threads: everything built lazily (models, float
@@ -374,6 +387,27 @@ def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, 
             s = scale_out
             out[s * i0 : s * i1, s * j0 : s * j1] = t[s * (i0 - a0) : s * (i1 - a0), s * (j0 - b0) : s * (j1 - b0)]
     return out
+
+
+def model_for_id(model_id: int) -> "LoadedModel":
+    """The shipped model a stream names by id.
+
+    Raises :class:`~nkcodec.errors.RetiredModelError` for a model this build
+    no longer ships (naming the last release that decodes it), and
+    :class:`~nkcodec.errors.CorruptStreamError` for an id that never existed.
+    """
+    from .errors import CorruptStreamError, RetiredModelError
+
+    if model_id in RETIRED_MODELS:
+        name, release = RETIRED_MODELS[model_id]
+        raise RetiredModelError(
+            f"stream needs model {name} (id {model_id}), retired from this build; "
+            f"nkcodec {release} is the last release that decodes it (pip install \"nkcodec=={release}\")"
+        )
+    name = MODEL_IDS.get(model_id)
+    if name is None:
+        raise CorruptStreamError(f"stream needs model id {model_id}; this build has {sorted(MODEL_IDS)}")
+    return load_model(name)
 
 
 def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
