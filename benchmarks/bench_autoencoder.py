@@ -46,3 +46,30 @@ class Autoencoder:
         return metrics.psnr(self.img, nkcodec.decompress(self.data))
 
     track_psnr.unit = "dB"
+
+
+class ExactSynthesis:
+    """The bit-exact synthesis of the same weights: float32 GEMMs (fixed-point v2,
+    the default ``nk64-5x``) against float64 (v1, ``nk64-5``), and the float32
+    synthesis that neither is bound to."""
+
+    params = [["float32-exact", "float64-exact", "float32"]]
+    param_names = ["arithmetic"]
+
+    def setup(self, arithmetic):
+        self.img = _image()
+        name = {"float32-exact": "nk64-5x", "float64-exact": "nk64-5", "float32": "nk64-5x"}[arithmetic]
+        self.m = zoo.load_model(name)
+        self.y = self.m.encode_latent(self.img, 4)
+        if arithmetic == "float32":
+            import jax.numpy as jnp
+
+            nets = self.m.float_nets()
+            y, q = jnp.asarray(self.y[None]), jnp.asarray([3], jnp.int32)
+            self.run = lambda: np.asarray(nets.dec(nets.state, y, q))
+        else:
+            self.run = lambda: self.m.decode_latent(self.y, 4, self.img.shape[:2])
+        self.run()  # compile
+
+    def time_synthesis(self, arithmetic):
+        self.run()

@@ -3,7 +3,7 @@
 Run after ``eval``, ``eval --ablation``, ``eval --lossless`` and ``bench`` have rewritten the JSON
 files in ``benchmarks/results/``; paste the output into README.md::
 
-    python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench|bench-kodak ...]
+    python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench|bench-kodak|exact ...]
 
 Nothing here measures anything: it only formats what the commands wrote.
 """
@@ -125,8 +125,24 @@ def bench_table(path: str = "bench_samples.json") -> str:
     return "\n".join(out)
 
 
+def exact_table(path: str = "exact_precision_kodak.json") -> str:
+    d = _load(path)
+    out = [
+        "| quality | bpp | float32 synthesis dB | exact float32 (v2) | worst image | exact float64 (v1) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        out.append(
+            f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr_float32']:.3f} | {r['delta_db_exact32']:+.4f} dB "
+            f"| {r['worst_image_delta_db_exact32']:+.4f} dB | {r['delta_db_float64']:+.4f} dB |"
+        )
+    b = d["bd_rate_vs_float32"]
+    out.append(f"| BD-rate vs float32 | | | {b['exact32']:+.2f}% | | {b['float64']:+.2f}% |")
+    return "\n".join(out)
+
+
 def main(argv: list) -> int:
-    which = argv or ["rd", "effort", "ablation", "lossless", "bench", "bench-kodak"]
+    which = argv or ["rd", "effort", "ablation", "lossless", "bench", "bench-kodak", "exact"]
     makers = {
         "rd": rd_tables,
         "effort": effort_table,
@@ -134,6 +150,7 @@ def main(argv: list) -> int:
         "lossless": lossless_table,
         "bench": bench_table,
         "bench-kodak": lambda: bench_table("bench_codec_kodak.json"),
+        "exact": exact_table,
     }
     for w in which:
         print(f"<!-- {w} -->")

@@ -284,6 +284,18 @@ def _fit_context(args) -> int:
     return 0
 
 
+def _fit_exact(args) -> int:
+    from .fixed32 import fit
+    from .train import load_images
+    from .zoo import LoadedModel, add_to_weights
+
+    m = LoadedModel(args.weights)
+    arrays = fit(m, load_images(args.data))
+    path = add_to_weights(args.weights, "fixed32", arrays)
+    print(f"wrote the float32-exact synthesis (fixed-point version 2, clamps from {int(arrays['images'])} images) into {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from .codec import PRESETS, _ALIASES
 
@@ -379,6 +391,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     f.add_argument("--contexts", type=int, help="contexts per channel and pass (default 16)")
     f.set_defaults(func=_fit_context)
+    x = sub.add_parser("fit-exact", help="derive the float32-exact integer synthesis (fixed-point version 2) of a weights file")
+    x.add_argument("weights", help="weights file (.npz) to extend")
+    x.add_argument("--data", required=True, help="folder of training images (never Kodak): the activation ranges")
+    x.set_defaults(func=_fit_exact)
     return p
 
 

@@ -245,8 +245,16 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     ct = m.context_tables(quality)  # the default preset's entropy stage
     coded = {k: context.code_latent(ct, y) for k, y in lat.items()}
     streams = {k: codec.encode(im) for k, im in rgb.items()}
+    # the same weights with the float64 exact synthesis (fixed-point v1), where the default has a twin
+    m64 = zoo.load_model(zoo.VARIANTS[m.name][0]) if m.name in zoo.VARIANTS else None
+    nets = m.float_nets()
+    qa = np.asarray([quality - 1], np.int32)
     for y, im in zip(lat.values(), rgb.values()):
         m.decode_latent(y, quality, im.shape[:2])
+        nets.dec(nets.state, y[None], qa)
+        if m64 is not None:
+            m64.decode_latent(y, quality, im.shape[:2])
+    streams64 = {k: Codec(quality, "default", model=m64.name).encode(im) for k, im in rgb.items()} if m64 else {}
 
     def run(fn):
         return lambda: [fn(k) for k in rgb]
@@ -272,7 +280,11 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         "decode": measure(run(lambda k: decompress(streams[k])), repeats=repeats),
         "encode.threads": measure(run2(lambda k: codec.encode(rgb[k])), repeats=repeats) / 2,
         "decode.threads": measure(run2(lambda k: decompress(streams[k])), repeats=repeats) / 2,
+        "synthesis.float32": measure(run(lambda k: np.asarray(nets.dec(nets.state, lat[k][None], qa))), repeats=repeats),
     }
+    if m64 is not None:
+        t["synthesis.float64"] = measure(run(lambda k: m64.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats)
+        t["decode.float64"] = measure(run(lambda k: decompress(streams64[k])), repeats=repeats)
     peers = {}
     for name, fmt, q in (("webp", "WEBP", 75), ("jpeg", "JPEG", 75)):
         enc, dec = _pillow_codec(fmt, q)
@@ -280,9 +292,10 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         peers[name] = (measure(run(lambda k: enc(rgb[k])), repeats=repeats), measure(run(lambda k: dec(data[k])), repeats=repeats))
         peers[name + ".threads"] = tuple(measure(run2(f), repeats=repeats) / 2 for f in (lambda k: enc(rgb[k]), lambda k: dec(data[k])))
     info = {"data": f"{len(rgb)} RGB images, q{quality}"}
+    syn = {"synthesis": m.synthesis, "float32_throughput": pix / t["synthesis.float32"] / 1e6, **info}
     rows = [
         _row("autoencoder.analysis", t["analysis"], pix, "MPix/s", **info),
-        _row("autoencoder.synthesis", t["synthesis"], pix, "MPix/s", **info),
+        _row("autoencoder.synthesis", t["synthesis"], pix, "MPix/s", **syn),
         _row("entropy.encode", t["entropy.encode"], pix, "MPix/s", **info),
         _row("entropy.decode", t["entropy.decode"], pix, "MPix/s", **info),
     ]
@@ -294,10 +307,15 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
             extra = {"share": {p: t[p] / total for p in parts[d]}, **info} if not suffix else {"data": info["data"] + ", 2 threads"}
             jpeg = pix / peers["jpeg" + key][idx] / 1e6
             rows.append(_row(f"codec.{d}{suffix}", total, pix, "MPix/s", "Pillow WebP q75", peers["webp" + key][idx], jpeg_throughput=jpeg, **extra))
+    if m64 is not None:  # the exact float32 path against the float64 one, same weights, same run
+        peer = f"{m64.name}: {m64.synthesis}"
+        rows.append(_row("exact.synthesis", t["synthesis"], pix, "MPix/s", peer, t["synthesis.float64"], model=m.name, **syn))
+        rows.append(_row("exact.decode", t["decode"], pix, "MPix/s", peer, t["decode.float64"], model=m.name, **info))
     return rows
 
 
 def _machine() -> dict:
+    import jax
     import numba
 
     return {
@@ -308,6 +326,8 @@ def _machine() -> dict:
         "numpy": np.__version__,
         "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(),
+        "jax": jax.__version__,
+        "jax_device": str(jax.devices()[0]),
     }
 
 

@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numba
@@ -362,16 +361,9 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
 def add_to_weights(path, arrays: dict) -> Path:
     """Write (or replace) context arrays in the ``ctx/`` group of a weights
     file; every other array, other context versions included, is kept as it is."""
-    path = Path(path)
-    new = {f"ctx/{key}" for key in arrays}
-    prefixes = {key.rsplit("/", 1)[0] + "/" for key in new}
-    with np.load(path) as z:
-        data = {key: z[key] for key in z.files if not any(key.startswith(p) and key.count("/") == p.count("/") for p in prefixes)}
-    data.update({f"ctx/{key}": v for key, v in arrays.items()})
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **data)
-    os.replace(tmp, path)
-    return path
+    from .zoo import add_to_weights as add
+
+    return add(path, "ctx", arrays)
 
 
 def _shape(y_or_shape):

@@ -201,7 +201,7 @@ def run_eval(
     for path in published:  # read first: a bad file fails before the long run
         c = read_published(path)
         pub[c["name"]] = c
-    images = _rgb_images(folder)
+    images = rgb_images(folder)
     jobs = []
     for e in efforts:
         label = "nkcodec" if e == 0 else f"nkcodec-effort-{e}"
@@ -260,7 +260,7 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
 
     from . import zoo
 
-    images = _rgb_images(folder)
+    images = rgb_images(folder)
     jobs = [(p, q) for p in ABLATION for q in qualities]
     out: dict = {}
     for preset, q in tqdm(jobs, desc="ablation", disable=not progress):
@@ -310,7 +310,7 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
 
     from .codec import Codec, decompress
 
-    images = _rgb_images(folder)
+    images = rgb_images(folder)
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
     jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
     jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
@@ -364,7 +364,7 @@ def _key_cost(latents: dict) -> dict:
     return out
 
 
-def _rgb_images(folder) -> dict:
+def rgb_images(folder) -> dict:
     """The RGB images of a folder (the learned codec and the peers are compared on RGB)."""
     from .bench import _folder_images
 

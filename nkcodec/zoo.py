@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from importlib import resources
 from pathlib import Path
@@ -33,12 +34,18 @@ __all__ = [
     "MODEL_IDS",
     "RETIRED_MODELS",
     "model_for_id",
+    "add_to_weights",
+    "VARIANTS",
+    "open_model",
 ]
 
-DEFAULT_MODEL = "nk64-5"
+DEFAULT_MODEL = "nk64-5x"
 # model id stored in each stream -> weights file name.  Never reuse an id:
 # a retrained model gets a new id so old streams keep decoding with old weights.
-MODEL_IDS = {3: "nk64-3", 5: "nk64-5"}
+MODEL_IDS = {3: "nk64-3", 5: "nk64-5", 6: "nk64-5x"}
+# Variants: a model id that shares another's weights file but decodes with the
+# float32-exact synthesis (nkcodec.fixed32): name -> (weights file, model id).
+VARIANTS = {"nk64-5x": ("nk64-5", 6)}
 # Models no longer shipped (to keep the wheel small): id -> (name, last release that decodes it).
 # Id 4 was an intermediate export of nk64-5's training and never shipped.
 RETIRED_MODELS = {1: ("nk64-1", "0.1.0"), 2: ("nk64-2", "0.1.0")}
@@ -172,6 +179,24 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
     return path
 
 
+def add_to_weights(path, group: str, arrays: dict) -> Path:
+    """Write (or replace) ``arrays`` under ``group/`` in a weights file, atomically.
+
+    Only keys at the same depth under the same sub-folder are replaced (writing
+    ``ctx/v2/...`` leaves ``ctx/v1/...`` alone); every other array is kept
+    bit-identical, so the file's older streams keep decoding."""
+    path = Path(path)
+    new = {f"{group}/{key}" for key in arrays}
+    prefixes = {key.rsplit("/", 1)[0] + "/" for key in new}
+    with np.load(path) as z:
+        data = {key: z[key] for key in z.files if not any(key.startswith(p) and key.count("/") == p.count("/") for p in prefixes)}
+    data.update({f"{group}/{key}": v for key, v in arrays.items()})
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **data)
+    os.replace(tmp, path)
+    return path
+
+
 def _read(path, *groups: str) -> tuple:
     """(metadata, {key: array} per group) of a weights file; groups are the key
     prefixes ``param``, ``table`` and ``fixed``."""
@@ -209,24 +234,36 @@ def _bucket(n: int, unit: int = 64) -> int:
 class LoadedModel:
     """A shipped model: jitted analysis/synthesis, integer tables and metadata."""
 
-    def __init__(self, path):
+    def __init__(self, path, exact32: bool = False, model_id: int | None = None, name: str | None = None):
         from .config import ModelConfig
 
-        self.meta, self._params, self.tables, fixed, self.ctx = _read(path, "param", "table", "fixed", "ctx")
+        self.meta, self._params, self.tables, fixed, self.ctx, fixed32 = _read(path, "param", "table", "fixed", "ctx", "fixed32")
         self.path = Path(path)
-        self.name = self.path.stem
+        self.name = name or self.path.stem
         self.config = ModelConfig.from_dict(self.meta["model_config"])
-        self.model_id = int(self.meta.get("model_id", 0))
+        self.model_id = int(self.meta.get("model_id", 0)) if model_id is None else model_id
         self._nets = None  # the float nets (float_nets()), built on first use: decoding may never need them
         self._int_tables = {}  # prior group -> IntTables
         self._ctx_tables = {}  # (quality, version) -> ContextTables, built on first use
-        # bit-exact integer synthesis when the weights carry it (nk64-2 on); nk64-1 keeps float32
+        # bit-exact integer synthesis: float32-exact (version 2, nkcodec.fixed32) for the
+        # variants that use it, else float64 (version 1, nkcodec.fixed) when the weights
+        # carry it (nk64-2 on); nk64-1 kept float32
         self.fixed = fixed or None
+        self.fixed32 = fixed32 or None
         self._fixed_dec = None
-        if self.fixed is not None:
+        self.synthesis = "float32 (not exact)"
+        if exact32:
+            from .fixed32 import Synthesis
+
+            if self.fixed32 is None:
+                raise ValueError(f"{self.path} has no float32-exact synthesis; add it with python -m nkcodec fit-exact")
+            self._fixed_dec = Synthesis(self.fixed32)
+            self.synthesis = "exact, float32 GEMMs (fixed-point v2)"
+        elif self.fixed is not None:
             from .fixed import XlaSynthesis
 
             self._fixed_dec = XlaSynthesis(self.fixed)
+            self.synthesis = "exact, float64 (fixed-point v1)"
 
     def float_nets(self):
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
@@ -418,6 +455,15 @@ def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
 
 @functools.lru_cache(maxsize=4)
 def _load_model(name: str) -> LoadedModel:
+    return open_model(name)
+
+
+def open_model(name: str) -> LoadedModel:
+    """A new, uncached :class:`LoadedModel` for a shipped name (variants included)
+    or an .npz path; :func:`load_model` is the cached one to use."""
+    if name in VARIANTS:
+        stem, model_id = VARIANTS[name]
+        return LoadedModel(weights_path(stem), exact32=True, model_id=model_id, name=name)
     path = weights_path(name)
     if not path.exists():
         raise FileNotFoundError(f"model weights {path} not found; shipped: {sorted(MODEL_IDS.values())}")

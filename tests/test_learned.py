@@ -375,7 +375,7 @@ def test_threads_share_a_cold_model():
     from nkcodec.codec import _decode_context, _encode_context
     from nkcodec.container import Header
 
-    m = zoo.LoadedModel(zoo.weights_path(zoo.DEFAULT_MODEL))
+    m = zoo.open_model(zoo.DEFAULT_MODEL)
     builds = []
     build = m._build_float_nets
     m._build_float_nets = lambda: builds.append(1) or build()
