@@ -158,7 +158,7 @@ def _info(args) -> int:
     print(f"file:      {args.input} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
     print(f"image:     {h.width}x{h.height}, {h.channels} channel(s){' (2-D)' if h.squeeze else ''}")
-    from .zoo import MODEL_IDS, RETIRED_MODELS
+    from .zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
 
     def _name(i):
         if i in RETIRED_MODELS:
@@ -167,6 +167,8 @@ def _info(args) -> int:
 
     model = f"model {h.model_id} ({_name(h.model_id)})" if h.model_id else "no model"
     print(f"preset:    {h.preset}  quality {h.quality}  {model}")
+    if synthesis_of(h.model_id):
+        print(f"decoder:   {synthesis_of(h.model_id)}")
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
         print(f"bound:     every sample within {res.get('max_error')} of the original (base quality {res.get('base')})")

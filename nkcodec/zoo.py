@@ -37,6 +37,7 @@ __all__ = [
     "add_to_weights",
     "VARIANTS",
     "open_model",
+    "synthesis_of",
 ]
 
 DEFAULT_MODEL = "nk64-5x"
@@ -46,6 +47,10 @@ MODEL_IDS = {3: "nk64-3", 5: "nk64-5", 6: "nk64-5x"}
 # Variants: a model id that shares another's weights file but decodes with the
 # float32-exact synthesis (nkcodec.fixed32): name -> (weights file, model id).
 VARIANTS = {"nk64-5x": ("nk64-5", 6)}
+# How each kind of model decodes (LoadedModel.synthesis, `info`)
+SYNTHESIS_EXACT32 = "exact, float32 GEMMs (fixed-point v2)"
+SYNTHESIS_EXACT64 = "exact, float64 (fixed-point v1)"
+SYNTHESIS_FLOAT = "float32 (not exact)"
 # Models no longer shipped (to keep the wheel small): id -> (name, last release that decodes it).
 # Id 4 was an intermediate export of nk64-5's training and never shipped.
 RETIRED_MODELS = {1: ("nk64-1", "0.1.0"), 2: ("nk64-2", "0.1.0")}
@@ -251,19 +256,19 @@ class LoadedModel:
         self.fixed = fixed or None
         self.fixed32 = fixed32 or None
         self._fixed_dec = None
-        self.synthesis = "float32 (not exact)"
+        self.synthesis = SYNTHESIS_FLOAT
         if exact32:
             from .fixed32 import Synthesis
 
             if self.fixed32 is None:
                 raise ValueError(f"{self.path} has no float32-exact synthesis; add it with python -m nkcodec fit-exact")
             self._fixed_dec = Synthesis(self.fixed32)
-            self.synthesis = "exact, float32 GEMMs (fixed-point v2)"
+            self.synthesis = SYNTHESIS_EXACT32
         elif self.fixed is not None:
             from .fixed import XlaSynthesis
 
             self._fixed_dec = XlaSynthesis(self.fixed)
-            self.synthesis = "exact, float64 (fixed-point v1)"
+            self.synthesis = SYNTHESIS_EXACT64
 
     def float_nets(self):
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
@@ -424,6 +429,14 @@ def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, 
             s = scale_out
             out[s * i0 : s * i1, s * j0 : s * j1] = t[s * (i0 - a0) : s * (i1 - a0), s * (j0 - b0) : s * (j1 - b0)]
     return out
+
+
+def synthesis_of(model_id: int) -> str:
+    """How a shipped model id decodes, without loading its weights (``""`` if not shipped)."""
+    name = MODEL_IDS.get(model_id)
+    if name is None:
+        return ""
+    return SYNTHESIS_EXACT32 if name in VARIANTS else SYNTHESIS_EXACT64
 
 
 def model_for_id(model_id: int) -> "LoadedModel":

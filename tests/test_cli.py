@@ -189,3 +189,16 @@ def test_jobs_give_the_same_files_and_messages_in_order(tmp_path, capsys):
         np.testing.assert_array_equal(a, runs["3"][3][name])
     assert main(["encode", str(srcs[0]), "--jobs", "0"]) == 1
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_info_names_the_decoder_and_retired_models(tmp_path, capsys):
+    from .common import FIXTURES
+
+    assert main(["info", str(FIXTURES / "context_v1_model6.nkc")]) == 0
+    assert "decoder:   exact, float32 GEMMs (fixed-point v2)" in capsys.readouterr().out
+    retired = str(FIXTURES / "scalar_v1_model2.nkc")
+    assert main(["info", retired]) == 0
+    assert "nk64-2, retired: decode with nkcodec 0.1.0" in capsys.readouterr().out
+    assert main(["decode", retired, "-o", str(tmp_path / "x.png")]) == 1
+    assert "nkcodec 0.1.0 is the last release that decodes it" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
