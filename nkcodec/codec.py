@@ -254,7 +254,7 @@ class ScalarPreset(_LearnedBase):
         if len(sections) != 2:
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
-        y = _decode_latent_syms(m, header.params.get("latent") or {}, sections, h * w, header.quality)
+        y = _decode_latent_syms(m, _stage_params(header, "latent"), sections, h * w, header.quality)
         return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
 
 
@@ -305,7 +305,7 @@ def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarr
 
     if len(sections) != 2:
         raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
-    params = header.params.get("latent") or {}
+    params = _stage_params(header, "latent")
     try:
         ct = m.context_tables(quality, stream_version(params))
     except ValueError as e:
@@ -434,7 +434,7 @@ class ClusterPreset(_LearnedBase):
         if len(sections) != 3:
             raise CorruptStreamError(f"cluster stream has {len(sections)} sections, expected 3")
         h, w = _latent_hw(header)
-        params = header.params.get("cluster") or {}
+        params = _stage_params(header, "cluster")
         k = params.get("k")
         if not isinstance(k, int) or not 1 <= k <= h * w:
             raise CorruptStreamError(f"bad cluster count {k!r}")
@@ -478,6 +478,14 @@ class PaperPreset(_LearnedBase):
             raise CorruptStreamError("latent value out of range")
         y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
         return m.decode_latent(y, header.quality, (header.height, header.width))
+
+
+def _stage_params(header: Header, stage: str) -> dict:
+    """A stage's parameter object (``{}`` when absent); CorruptStreamError if it is not an object."""
+    params = header.params.get(stage, {})
+    if not isinstance(params, dict):
+        raise CorruptStreamError(f"parameter {stage} is not an object")
+    return params
 
 
 def _param(header: Header, stage: str, key: str, typ):

@@ -437,7 +437,7 @@ def code_latent(ct: ContextTables, y: np.ndarray):
 def stream_version(params) -> int:
     """Context model version a stream names (absent: 1); CorruptStreamError if unknown."""
     v = params.get("v", 1) if isinstance(params, dict) else 1
-    if isinstance(v, bool) or v not in _PREFIX:
+    if isinstance(v, bool) or not isinstance(v, int) or v not in _PREFIX:
         raise CorruptStreamError(f"unknown context model version {v!r}")
     return v
 

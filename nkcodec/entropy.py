@@ -139,7 +139,10 @@ class SymbolDecoder:
 
         if len(data) % 4:
             raise CorruptStreamError("entropy-coded section is not a whole number of 32-bit words")
-        self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
+        try:
+            self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
+        except ValueError as e:  # e.g. "compressed data never ends in a zero word"
+            raise CorruptStreamError(f"entropy-coded section is invalid ({e})") from None
 
     def decode_run(self, tables: IntTables, first: int, counts, rows=None) -> np.ndarray:
         """``counts[i]`` symbols with table ``first + i`` (or ``rows[i]``, when given,

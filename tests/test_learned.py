@@ -1,5 +1,7 @@
 """The learned presets (context = default, scalar, paper, ...) with the shipped weights."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -411,3 +413,43 @@ def test_refinement_progress_only_on_a_terminal_and_for_large_images(monkeypatch
         monkeypatch.setattr(sys, "stderr", err)
         assert list(_progress([1, 2, 3], wanted)) == [1, 2, 3]
         assert ("refinement" in err.getvalue()) == shown
+
+
+@pytest.mark.parametrize(
+    "fixture, path",
+    [
+        ("cluster_v1_model6", ("cluster",)),
+        ("context_v1_model6", ("latent", "v")),
+        ("near-lossless_v1_model6", ("latent", "v")),
+        ("scalar_v1_model6", ("latent",)),
+    ],
+)
+@pytest.mark.parametrize("value", [None, True, 7, 1.5, "x", [1], {"a": 1}])
+def test_params_of_the_wrong_type_are_corrupt(fixture, path, value):
+    """A stage's parameters (or one of them) replaced by a value of another JSON
+    type, CRC recomputed: CorruptStreamError, never AttributeError or TypeError
+    (found by mutating the fixtures)."""
+    import dataclasses
+
+    from nkcodec.container import pack_container, unpack_container
+
+    from .common import FIXTURES
+
+    header, sections = unpack_container((FIXTURES / f"{fixture}.nkc").read_bytes())
+    params = json.loads(json.dumps(header.params))
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    data = pack_container(dataclasses.replace(header, params=params), sections)
+    try:
+        nkcodec.decompress(data)  # some values are valid (an absent version reads as 1)
+    except CorruptStreamError:
+        pass
+
+
+def test_ans_section_not_ending_in_a_zero_word_is_corrupt():
+    from nkcodec.entropy import SymbolDecoder
+
+    with pytest.raises(CorruptStreamError, match="entropy-coded section is invalid"):
+        SymbolDecoder(np.array([1, 2, 0], np.uint32).tobytes())
