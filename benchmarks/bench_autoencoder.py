@@ -61,14 +61,8 @@ class ExactSynthesis:
         name = {"float32-exact": "nk64-5x", "float64-exact": "nk64-5", "float32": "nk64-5x"}[arithmetic]
         self.m = zoo.load_model(name)
         self.y = self.m.encode_latent(self.img, 4)
-        if arithmetic == "float32":
-            import jax.numpy as jnp
-
-            nets = self.m.float_nets()
-            y, q = jnp.asarray(self.y[None]), jnp.asarray([3], jnp.int32)
-            self.run = lambda: np.asarray(nets.dec(nets.state, y, q))
-        else:
-            self.run = lambda: self.m.decode_latent(self.y, 4, self.img.shape[:2])
+        decode = self.m.decode_latent_float32 if arithmetic == "float32" else self.m.decode_latent
+        self.run = lambda: decode(self.y, 4, self.img.shape[:2])
         self.run()  # compile
 
     def time_synthesis(self, arithmetic):

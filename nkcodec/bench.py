@@ -247,11 +247,9 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     streams = {k: codec.encode(im) for k, im in rgb.items()}
     # the same weights with the float64 exact synthesis (fixed-point v1), where the default has a twin
     m64 = zoo.load_model(zoo.VARIANTS[m.name][0]) if m.name in zoo.VARIANTS else None
-    nets = m.float_nets()
-    qa = np.asarray([quality - 1], np.int32)
     for y, im in zip(lat.values(), rgb.values()):
         m.decode_latent(y, quality, im.shape[:2])
-        nets.dec(nets.state, y[None], qa)
+        m.decode_latent_float32(y, quality, im.shape[:2])
         if m64 is not None:
             m64.decode_latent(y, quality, im.shape[:2])
     streams64 = {k: Codec(quality, "default", model=m64.name).encode(im) for k, im in rgb.items()} if m64 else {}
@@ -280,7 +278,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         "decode": measure(run(lambda k: decompress(streams[k])), repeats=repeats),
         "encode.threads": measure(run2(lambda k: codec.encode(rgb[k])), repeats=repeats) / 2,
         "decode.threads": measure(run2(lambda k: decompress(streams[k])), repeats=repeats) / 2,
-        "synthesis.float32": measure(run(lambda k: np.asarray(nets.dec(nets.state, lat[k][None], qa))), repeats=repeats),
+        "synthesis.float32": measure(run(lambda k: m.decode_latent_float32(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),
     }
     if m64 is not None:
         t["synthesis.float64"] = measure(run(lambda k: m64.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats)

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-__all__ = ["FRAC_BITS", "LATENT_LIMIT", "ACT_LIMIT", "bound_check", "quantize", "synthesize", "XlaSynthesis", "floor_half", "FIXED_VERSION"]
+__all__ = ["FRAC_BITS", "LATENT_LIMIT", "ACT_LIMIT", "bound_check", "quantize", "synthesize", "XlaSynthesis", "floor_half", "FIXED_VERSION", "softplus", "depth_to_space"]
 
 FIXED_VERSION = 1  # bump if the arithmetic below changes (old weights keep their version)
 FRAC_BITS = 12  # fractional bits of every activation
@@ -51,7 +51,8 @@ def floor_half(v: np.ndarray) -> np.ndarray:
     return np.floor(v + 0.5)
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
+def softplus(x: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(x))`` in float64 (GDN parameters at export; both fixed-point versions)."""
     x = np.asarray(x, np.float64)
     return np.where(x > 30, x, np.log1p(np.exp(np.minimum(x, 30))))
 
@@ -83,8 +84,8 @@ def quantize(params: dict, activation: str = "gdn", prefix: str = "g_s", layers:
         out[f"conv{i}/bias"] = floor_half(b * 2.0 ** (s + FRAC_BITS))
         out[f"conv{i}/shift"] = s
         if i < layers - 1 and activation == "gdn":
-            beta = _softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
-            gamma = _softplus(params[f"{prefix}/acts/{i}/gamma/.value"])  # (c_in, c_out): norm = |x| @ gamma
+            beta = softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
+            gamma = softplus(params[f"{prefix}/acts/{i}/gamma/.value"])  # (c_in, c_out): norm = |x| @ gamma
             t = _channel_shift(gamma, 0)
             out[f"gdn{i}/gamma"] = floor_half(gamma * 2.0**t)
             out[f"gdn{i}/beta"] = floor_half(beta * 2.0 ** (t + FRAC_BITS))
@@ -114,7 +115,8 @@ def _conv3x3(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     return acc.reshape(h, w, cout)
 
 
-def _depth_to_space(a: np.ndarray, r: int = 2) -> np.ndarray:
+def depth_to_space(a, r: int = 2):
+    """(H, W, r*r*C) -> (r*H, r*W, C) for a NumPy or jax.numpy array (one image)."""
     h, w, c = a.shape
     c_out = c // (r * r)
     return a.reshape(h, w, r, r, c_out).transpose(0, 2, 1, 3, 4).reshape(h * r, w * r, c_out)
@@ -151,7 +153,7 @@ def _forward(c: dict, y, q, conv, xp):
     a = xp.clip(y * c["inv_gain"][q], -ACT_LIMIT, ACT_LIMIT)
     for i in range(c["layers"]):
         acc = conv(a, c[f"k{i}"]) + c[f"b{i}"]
-        a = xp.clip(_depth_to_space(xp.floor(acc * c[f"s{i}"] + 0.5)), -ACT_LIMIT, ACT_LIMIT)
+        a = xp.clip(depth_to_space(xp.floor(acc * c[f"s{i}"] + 0.5)), -ACT_LIMIT, ACT_LIMIT)
         if i < c["layers"] - 1:
             if c["gdn"]:
                 # normaliser with NORM_BITS fractional bits, then x * norm back to FRAC_BITS

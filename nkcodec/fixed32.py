@@ -73,6 +73,8 @@ import math
 
 import numpy as np
 
+from .fixed import depth_to_space, softplus
+
 __all__ = [
     "VERSION",
     "FRAC",
@@ -106,15 +108,9 @@ CLAMP_MARGIN = 1.25  # per-channel clamps: 1.25x the training maximum
 
 
 def rshift_round(v, k):
-    """``floor(v / 2**k + 1/2)`` for integer arrays and shifts ``k >= 1``."""
-    v = np.asarray(v, np.int64)
-    k = np.asarray(k, np.int64)
-    return (v + (np.int64(1) << (k - 1))) >> k
-
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return np.where(x > 30, x, np.log1p(np.exp(np.minimum(x, 30))))
+    """``floor(v / 2**k + 1/2)`` for integer NumPy or JAX arrays ``v`` and shifts
+    ``k >= 1`` (an int or an array broadcasting against ``v``), in ``v``'s integer type."""
+    return (v + (1 << (k - 1))) >> k
 
 
 def _clamp(max_abs: np.ndarray, frac: int) -> np.ndarray:
@@ -208,8 +204,8 @@ def quantize(params: dict, stats: dict, prefix: str = "g_s", layers: int = 4, gr
         out[f"conv{i}/clamp"] = clamps[i]
         out[f"conv{i}/groups"] = np.array(g, np.int64)
         if not last:
-            beta = _softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
-            gamma = _softplus(params[f"{prefix}/acts/{i}/gamma/.value"])  # (c_in, c_out)
+            beta = softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
+            gamma = softplus(params[f"{prefix}/acts/{i}/gamma/.value"])  # (c_in, c_out)
             # gamma * 2**u: the largest u with ACT_LIMIT * sum|gamma| * 2**u <= BUDGET
             u = np.floor(np.log2(BUDGET / (ACT_LIMIT * gamma.sum(0) + beta * 2.0**FRAC))).astype(np.int64)
             G = np.floor(gamma * 2.0**u + 0.5).astype(np.int64)
@@ -280,20 +276,18 @@ def float_synthesis(params: dict, y: np.ndarray, quality: int, stats: dict | Non
             m = np.abs(a).reshape(-1, a.shape[-1]).max(0)
             stats[key] = np.maximum(stats.get(key, m), m)
 
+    conv = im2col_conv(np.matmul, np)
     ig = np.exp(np.asarray(params["log_inv_gain/.value"], np.float64))[quality - 1]
     a = np.asarray(y, np.float64) * ig
     rec("a0", a)
     i = 0
     while f"{prefix}/convs/{i}/kernel/.value" in params:
         k = np.asarray(params[f"{prefix}/convs/{i}/kernel/.value"], np.float64)
-        h, w, cin = a.shape
-        p = np.pad(a, ((1, 1), (1, 1), (0, 0)))
-        cols = np.concatenate([p[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], -1)
-        a = cols.reshape(h * w, -1) @ k.reshape(-1, k.shape[-1]) + np.asarray(params[f"{prefix}/convs/{i}/bias/.value"], np.float64)
-        a = _d2s(a.reshape(h, w, -1), np)
+        a = conv(a, k.reshape(-1, k.shape[-1])) + np.asarray(params[f"{prefix}/convs/{i}/bias/.value"], np.float64)
+        a = depth_to_space(a)
         if f"{prefix}/acts/{i}/beta/.value" in params:
-            beta = _softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
-            gamma = _softplus(params[f"{prefix}/acts/{i}/gamma/.value"])
+            beta = softplus(params[f"{prefix}/acts/{i}/beta/.value"]) + 1e-6
+            gamma = softplus(params[f"{prefix}/acts/{i}/gamma/.value"])
             a = a * (beta + np.abs(a) @ gamma)
             rec(f"gdn{i}", a)
         i += 1
@@ -308,7 +302,7 @@ def fit(m, images: list, progress: bool = True) -> dict:
 
     from .config import NUM_QUALITIES
 
-    params = m._params
+    params = m.params
     stats = {}
     bar = tqdm(total=NUM_QUALITIES * len(images), desc="activation ranges", disable=not progress)
     for q in range(1, NUM_QUALITIES + 1):
@@ -326,12 +320,6 @@ def _check(fx: dict) -> None:
     problem = bound_check(fx)
     if problem:
         raise ValueError(f"fixed-point synthesis parameters refused: {problem}")
-
-
-def _d2s(a, xp):
-    h, w, c = a.shape
-    c_out = c // 4
-    return a.reshape(h, w, 2, 2, c_out).transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, c_out)
 
 
 def im2col_conv(gemm, xp):
@@ -355,11 +343,7 @@ def _forward(c: dict, y, q, gemm, conv, xp):
     (9 * Cin, Cout) kernel, both exact under the bounds; ``c`` holds the
     parameters (float32 kernels, int32 everything else)."""
     i32 = xp.int32
-
-    def rs(v, k):
-        half = (1 << (k - 1)) if isinstance(k, int) else xp.left_shift(xp.asarray(1, i32), k - 1)
-        return (v + half) >> k
-
+    rs = rshift_round
     yc = xp.clip(y.astype(i32), -LATENT_LIMIT, LATENT_LIMIT)
     a = rs(yc * c["gain"][q], GAIN_SHIFT)
     layers = c["layers"]
@@ -373,8 +357,8 @@ def _forward(c: dict, y, q, gemm, conv, xp):
             r = r + conv(af[..., j * cg : (j + 1) * cg], k).astype(i32)
         if i == layers - 1:
             pix = ((((r * c[f"m{i}"]) >> (c[f"s{i}"] - 1)) + 256) >> 1).astype(i32)
-            return xp.clip(_d2s(pix, xp), 0, 255).astype(xp.uint8)
-        a = xp.clip(_d2s(rs(r * c[f"m{i}"], c[f"s{i}"]), xp), -ACT_LIMIT, ACT_LIMIT)
+            return xp.clip(depth_to_space(pix), 0, 255).astype(xp.uint8)
+        a = xp.clip(depth_to_space(rs(r * c[f"m{i}"], c[f"s{i}"])), -ACT_LIMIT, ACT_LIMIT)
         h, w, n = a.shape
         acc = gemm(xp.abs(a).astype(xp.float32).reshape(h * w, n), c[f"g{i}"]).reshape(h, w, n)
         norm = xp.minimum(rs(acc.astype(i32) + c[f"beta{i}"], c[f"t{i}"]), NORM_LIMIT)

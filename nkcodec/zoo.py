@@ -270,6 +270,11 @@ class LoadedModel:
             self._fixed_dec = XlaSynthesis(self.fixed)
             self.synthesis = SYNTHESIS_EXACT64
 
+    @property
+    def params(self) -> dict:
+        """The float parameters, keyed by their path in the module tree (as in the weights file)."""
+        return self._params
+
     def float_nets(self):
         """The Flax model with the file's parameters (``graphdef``, ``state``) and its
         jitted functions, built once: ``enc`` (rounded analysis), ``ana`` (the
@@ -389,8 +394,6 @@ class LoadedModel:
 
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
-        import jax.numpy as jnp
-
         h, w = y.shape[:2]
         hb, wb = _bucket(h, 4), _bucket(w, 4)
         yp = np.zeros((hb, wb, y.shape[2]), np.int32)
@@ -400,10 +403,25 @@ class LoadedModel:
             run = functools.partial(self._fixed_dec, quality=quality)
             x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
         else:
-            nets = self.float_nets()
-            x = np.asarray(nets.dec(nets.state, jnp.asarray(yp[None]), jnp.asarray([quality - 1], jnp.int32))[0])
+            x = self._float_dec(yp, quality)
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
+
+    def decode_latent_float32(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
+        """As :meth:`decode_latent` (same padding and crop), but with the float32
+        synthesis net: the reference an exact decoder is measured against, not
+        itself exact across machines."""
+        h, w = y.shape[:2]
+        yp = np.zeros((_bucket(h, 4), _bucket(w, 4), y.shape[2]), np.int32)
+        yp[:h, :w] = y
+        H, W = shape if shape is not None else (16 * h, 16 * w)
+        return self._float_dec(yp, quality)[:H, :W]
+
+    def _float_dec(self, y: np.ndarray, quality: int) -> np.ndarray:
+        import jax.numpy as jnp
+
+        nets = self.float_nets()
+        return np.asarray(nets.dec(nets.state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32))[0])
 
 
 TILE = 64  # latent pixels per tile side (1024 image pixels)
