@@ -20,7 +20,9 @@ __version__ = "0.2.0"
 __all__ = [
     "compress",
     "compress_to_size",
+    "compress_many",
     "decompress",
+    "decompress_many",
     "Codec",
     "PRESETS",
     "NkcodecError",
@@ -34,9 +36,9 @@ __all__ = [
 
 _SUBMODULES = {
     "rle", "metrics", "container", "codec", "kmeans", "model", "train", "entropy", "bench", "evaluate",
-    "zoo", "context", "fixed", "residual", "config",
+    "zoo", "context", "fixed", "residual", "config", "batch",
 }  # fmt: skip
-_FROM_CODEC = {"compress", "decompress", "compress_to_size", "Codec", "PRESETS"}
+_FROM_CODEC = {"compress", "decompress", "compress_to_size", "compress_many", "decompress_many", "Codec", "PRESETS"}
 
 
 def __getattr__(name):

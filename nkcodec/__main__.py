@@ -32,10 +32,12 @@ def read_image(path):
         return np.asarray(im, dtype=np.uint8).copy()
 
 
-def write_image(path, image) -> None:
+def write_image(path, image, format=None) -> None:
+    """Write a uint8 image (HxW, HxWx1, HxWx3 or HxWx4) with Pillow (``format``:
+    by the file's extension unless given)."""
     from PIL import Image
 
-    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image).save(path)
+    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
 
 
 def _outputs(inputs: list, output, suffix: str) -> list:
@@ -63,52 +65,76 @@ def _outputs(inputs: list, output, suffix: str) -> list:
     return outs
 
 
-def _each(args, suffix: str, work) -> int:
-    """Run ``work(input, output) -> message`` on every input file of ``args``
-    (outputs from ``-o`` and ``suffix``, :func:`_outputs`), ``--jobs`` at a time
-    (default 2, capped by the CPUs and the files), in threads sharing one codec:
-    XLA, Numba and the ANS coder release the GIL, so one file's entropy coding
-    overlaps another's transform.  Messages are printed in input order; a
-    failing file is reported (one line) and the others still run.  Status 1 if
-    any failed."""
+def _write_atomic(path: Path, write) -> None:
+    """``write(temporary path)``, then rename it to ``path``: a crash or Ctrl-C
+    never leaves a half-written ``path``."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
+    import tempfile
 
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_counts(args) -> None:
+    for name in ("jobs", "batch_size"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def _each(args, suffix: str, run, finish) -> int:
+    """Code every input file of ``args`` through a batched pipeline:
+    ``run(pairs)`` yields, in input order, the result of each (input, output)
+    pair or the exception it raised, and ``finish(input, output, result)``
+    writes the output and returns the line to print.  A failing file is
+    reported (one line) and the others still run; with one input its error is
+    the command's.  Status 1 if any failed."""
     from .errors import NkcodecError
 
-    if args.jobs is not None and args.jobs < 1:
-        raise ValueError("--jobs must be at least 1")
+    _check_counts(args)
     inputs = args.input
-    jobs = min(args.jobs or min(2, os.cpu_count() or 1), len(inputs))
-    outs = _outputs(inputs, args.output, suffix)
-
-    def one(pair):
-        try:
-            return work(*pair), None
-        except (NkcodecError, ValueError, OSError) as e:
-            if len(inputs) == 1:
-                raise
-            return None, e
-
-    pairs = list(zip(inputs, outs))
+    pairs = list(zip(inputs, _outputs(inputs, args.output, suffix)))
     failed = 0
-    pool = ThreadPoolExecutor(jobs) if jobs > 1 else None
+    results = run(pairs)
     try:
-        for (src, _), (message, error) in zip(pairs, pool.map(one, pairs) if pool else map(one, pairs)):
-            if error is None:
-                print(message, flush=True)
-            else:
-                print(f"nkcodec: error: {src}: {error}", file=sys.stderr)
+        for (src, out), result in zip(pairs, results):
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                print(finish(src, out, result), flush=True)
+            except (NkcodecError, ValueError, OSError) as e:
+                if len(inputs) == 1:
+                    raise
+                print(f"nkcodec: error: {src}: {e}", file=sys.stderr)
                 failed += 1
-    finally:
-        if pool:  # on an error or Ctrl-C, files not yet started are dropped
-            pool.shutdown(wait=True, cancel_futures=True)
+    finally:  # on an error or Ctrl-C: the pipeline stops, what is queued is dropped
+        close = getattr(results, "close", None)
+        if close:
+            close()
     if failed:
         print(f"nkcodec: {failed} of {len(inputs)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _pipeline_options(args) -> dict:
+    """encode_many/decode_many options from --jobs and --batch-size."""
+    options = {"errors": "yield"}
+    if args.jobs is not None:
+        options["lanes"] = options["workers"] = min(args.jobs, len(args.input))
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    return options
+
+
 def _encode(args) -> int:
+    import numpy as np
+
     import nkcodec
 
     options = {}
@@ -118,36 +144,51 @@ def _encode(args) -> int:
         if args.preset != "near-lossless":
             raise ValueError("--max-error applies to --preset near-lossless only")
         options["max_error"] = args.max_error
+    shapes = {}
+
+    def load(pair):
+        image = read_image(pair[0])
+        shapes[pair[0]] = image.shape
+        return image
+
     if args.max_bytes is not None:
         if args.quality is not None:
             raise ValueError("give --quality or --max-bytes, not both")
 
-        def encode(image):
-            return nkcodec.compress_to_size(image, args.max_bytes, args.preset, **options)
+        def run(pairs):  # rate control codes each file several times: one after another
+            for pair in pairs:
+                try:
+                    yield nkcodec.compress_to_size(load(pair), args.max_bytes, args.preset, **options)
+                except Exception as e:
+                    yield e
 
     else:
         quality = 4 if args.quality is None else args.quality
-        encode = nkcodec.Codec(quality, args.preset, **options).encode  # one codec: the nets compile once
+        codec = nkcodec.Codec(quality, args.preset, **options)  # one codec: the nets compile once
 
-    def work(src, out):
-        image = read_image(src)
-        data = encode(image)
-        out.write_bytes(data)
-        bpp = nkcodec.metrics.bpp(data, image)
-        return f"{out}: {len(data)} bytes, {bpp:.4f} bpp, ratio {image.nbytes / len(data):.3f}"
+        def run(pairs):
+            return codec.encode_many(pairs, load=load, **_pipeline_options(args))
 
-    return _each(args, ".nkc", work)
+    def finish(src, out, data):
+        _write_atomic(out, lambda tmp: tmp.write_bytes(data))
+        shape = shapes.pop(src)
+        pixels, raw = shape[0] * shape[1], int(np.prod(shape))
+        return f"{out}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp, ratio {raw / len(data):.3f}"
+
+    return _each(args, ".nkc", run, finish)
 
 
 def _decode(args) -> int:
     import nkcodec
 
-    def work(src, out):
-        image = nkcodec.decompress(Path(src).read_bytes())
-        write_image(out, image)
+    def run(pairs):
+        return nkcodec.decompress_many(pairs, load=lambda pair: Path(pair[0]).read_bytes(), **_pipeline_options(args))
+
+    def finish(src, out, image):
+        _write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
-    return _each(args, ".png", work)
+    return _each(args, ".png", run, finish)
 
 
 def _info(args) -> int:
@@ -313,13 +354,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
-    e.add_argument("-j", "--jobs", type=int, help="files coded at once, in threads sharing one codec (default 2; 1 = one after another)")
+    e.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
+    e.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
     d.add_argument("input", nargs="+", help=".nkc file(s)")
     d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
-    d.add_argument("-j", "--jobs", type=int, help="files coded at once, in threads sharing one codec (default 2; 1 = one after another)")
+    d.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
+    d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
     d.set_defaults(func=_decode)
 
     i = sub.add_parser("info", help="describe a .nkc file")

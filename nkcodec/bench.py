@@ -34,6 +34,14 @@ def measure(fn, *args, repeats: int = 7, min_seconds: float = 0.0) -> float:
     return statistics.median(times)
 
 
+def cpu_seconds(fn, *args) -> float:
+    """CPU seconds (every thread of the process) of one call of ``fn(*args)``, after a warm-up call."""
+    fn(*args)
+    t0 = time.process_time()
+    fn(*args)
+    return time.process_time() - t0
+
+
 def synthetic_stream(n: int = 10_000_000, seed: int = 0, dtype=np.int16) -> np.ndarray:
     """A latent-like stream: ~70% zeros in runs.
 
@@ -234,6 +242,7 @@ def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
 def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
     from . import context, zoo
+    from .batch import cpu_count, default_batch_size, default_lanes, default_workers
     from .codec import Codec, decompress
     from .evaluate import _pillow_codec
 
@@ -257,14 +266,19 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     def run(fn):
         return lambda: [fn(k) for k in rgb]
 
-    def run2(fn):  # two threads over every image twice: the CLI's default --jobs 2
+    threads = cpu_count()
+
+    def run_threads(fn):  # the peers in as many threads as the cores the batched pipeline uses, every image twice
         from concurrent.futures import ThreadPoolExecutor
 
         def go():
-            with ThreadPoolExecutor(2) as ex:
+            with ThreadPoolExecutor(threads) as ex:
                 return list(ex.map(fn, list(rgb) * 2))
 
         return go
+
+    def batched(coding, items):  # the batched pipeline over every image twice (so it runs full)
+        return lambda: list(coding(list(items) * 2))
 
     t = {
         "analysis": measure(run(lambda k: m.encode_latent(rgb[k], quality)), repeats=repeats),
@@ -276,8 +290,8 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         "synthesis": measure(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),
         "encode": measure(run(lambda k: codec.encode(rgb[k])), repeats=repeats),
         "decode": measure(run(lambda k: decompress(streams[k])), repeats=repeats),
-        "encode.threads": measure(run2(lambda k: codec.encode(rgb[k])), repeats=repeats) / 2,
-        "decode.threads": measure(run2(lambda k: decompress(streams[k])), repeats=repeats) / 2,
+        "encode.batched": measure(batched(codec.encode_many, rgb.values()), repeats=repeats) / 2,
+        "decode.batched": measure(batched(codec.decode_many, streams.values()), repeats=repeats) / 2,
         "synthesis.float32": measure(run(lambda k: m.decode_latent_float32(lat[k], quality, rgb[k].shape[:2])), repeats=repeats),
     }
     if m64 is not None:
@@ -288,7 +302,14 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         enc, dec = _pillow_codec(fmt, q)
         data = {k: enc(im) for k, im in rgb.items()}
         peers[name] = (measure(run(lambda k: enc(rgb[k])), repeats=repeats), measure(run(lambda k: dec(data[k])), repeats=repeats))
-        peers[name + ".threads"] = tuple(measure(run2(f), repeats=repeats) / 2 for f in (lambda k: enc(rgb[k]), lambda k: dec(data[k])))
+        peers[name + ".batched"] = tuple(measure(run_threads(f), repeats=repeats) / 2 for f in (lambda k: enc(rgb[k]), lambda k: dec(data[k])))
+    # CPU seconds of each stage, one image at a time: what the cores can overlap at best
+    cpu = {
+        "analysis": cpu_seconds(run(lambda k: m.encode_latent(rgb[k], quality))),
+        "entropy.encode": cpu_seconds(run(lambda k: context.code_latent(ct, lat[k]))),
+        "entropy.decode": cpu_seconds(run(lambda k: context.decode_latent(ct, coded[k][0], coded[k][1], lat[k].shape[:2]))),
+        "synthesis": cpu_seconds(run(lambda k: m.decode_latent(lat[k], quality, rgb[k].shape[:2]))),
+    }
     info = {"data": f"{len(rgb)} RGB images, q{quality}"}
     syn = {"synthesis": m.synthesis, "float32_throughput": pix / t["synthesis.float32"] / 1e6, **info}
     rows = [
@@ -298,11 +319,25 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         _row("entropy.decode", t["entropy.decode"], pix, "MPix/s", **info),
     ]
     parts = {"encode": ("analysis", "entropy.encode"), "decode": ("entropy.decode", "synthesis")}
-    # one image at a time (with each stage's share), then two files at a time as the CLI does, peers likewise
-    for suffix, key in (("", ""), (".jobs2", ".threads")):
+    # one image at a time (with each stage's share), then the batched pipeline (as the CLI runs), peers in threads
+    for suffix, key in (("", ""), (".batched", ".batched")):
         for d, idx in (("encode", 0), ("decode", 1)):
             total = t[d + key]
-            extra = {"share": {p: t[p] / total for p in parts[d]}, **info} if not suffix else {"data": info["data"] + ", 2 threads"}
+            if not suffix:
+                extra = {"share": {p: t[p] / total for p in parts[d]}, **info}
+            else:
+                nets, ent = t["analysis" if d == "encode" else "synthesis"], t[f"entropy.{d}"]
+                cpu_work = sum(cpu[p] for p in parts[d]) / threads
+                extra = {
+                    "data": info["data"] + f", peers in {threads} threads",
+                    "speedup": t[d] / total,
+                    # the issue's bound: the stages overlapped perfectly, each as fast as alone
+                    "overlap_bound": (nets + ent) / max(nets, ent),
+                    # and with the cores counted: the stages' CPU seconds spread over every core
+                    "cpu_bound": t[d] / max(nets, ent, cpu_work),
+                    "share": {p: cpu[p] / sum(cpu[q] for q in parts[d]) for p in parts[d]},
+                    "options": {"batch_size": default_batch_size(), "lanes": default_lanes(), "workers": default_workers()},
+                }
             jpeg = pix / peers["jpeg" + key][idx] / 1e6
             rows.append(_row(f"codec.{d}{suffix}", total, pix, "MPix/s", "Pillow WebP q75", peers["webp" + key][idx], jpeg_throughput=jpeg, **extra))
     if m64 is not None:  # the exact float32 path against the float64 one, same weights, same run
@@ -316,6 +351,8 @@ def _machine() -> dict:
     import jax
     import numba
 
+    from .batch import device_name
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -326,6 +363,7 @@ def _machine() -> dict:
         "numba_threads": numba.get_num_threads(),
         "jax": jax.__version__,
         "jax_device": str(jax.devices()[0]),
+        "device": device_name(),
     }
 
 
@@ -358,6 +396,7 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
         rows += _codec_rows(imgs, repeats)
     e2e = {r["stage"]: r for r in rows if r["stage"].startswith(("codec.", "rle-preset"))}
     result = {"machine": _machine(), "stages": rows, "end_to_end": e2e}
+    print(f"device: {result['machine']['device']}")
     _print_table(rows)
     for r in rows:
         if r["stage"].startswith(("kmeans.fit", "palette.fit+")) and "peer_psnr" in r:
@@ -367,6 +406,11 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
         if r["stage"].startswith("codec."):
             shares = ", ".join(f"{k} {v:.0%}" for k, v in r.get("share", {}).items())
             print(f"{r['stage']}: {r['throughput']:.2f} MPix/s vs WebP {r['peer_throughput']:.2f}, JPEG {r['jpeg_throughput']:.2f}" + (f"; time share: {shares}" if shares else ""))
+            if "speedup" in r:
+                print(
+                    f"  {r['speedup']:.2f}x one image at a time; bounds: overlap {r['overlap_bound']:.2f}x, "
+                    f"cores {r['cpu_bound']:.2f}x ({', '.join(f'{k}={v}' for k, v in r['options'].items())})"
+                )
         if r["stage"] == "rle.pack":
             cost = r["packed_bytes"] / r["plain_key_bytes"] - 1
             print(f"squared keys on {r['data']}: {r['packed_bytes']} bytes packed vs {r['plain_key_bytes']} with plain keys ({cost:+.1%})")

@@ -22,7 +22,7 @@ from .container import MAX_PIXELS, MAX_SIDE, Header, pack_container, unpack_cont
 from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
-__all__ = ["Codec", "compress", "compress_to_size", "decompress", "PRESETS", "check_image"]
+__all__ = ["Codec", "compress", "compress_many", "compress_to_size", "decompress", "decompress_many", "PRESETS", "check_image"]
 
 QUALITIES = range(1, 9)
 
@@ -180,25 +180,83 @@ class _LearnedBase:
     def encode(self, image: np.ndarray):
         rgb, alpha, gray = _split_rgb(image)
         params, sections = self._encode_rgb(rgb)
-        params["image"] = {"gray": gray, "alpha": alpha is not None}
-        if alpha is not None:
-            sections.append(_pack_plane(alpha))
-        return params, sections
+        return _with_image(params, sections, alpha, gray)
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
-        if not 1 <= header.quality <= 8:
-            raise CorruptStreamError(f"quality {header.quality} outside 1..8")
-        gray = _param(header, "image", "gray", bool)
-        has_alpha = _param(header, "image", "alpha", bool)
-        if has_alpha != (header.channels == 4) or gray != (header.channels == 1):
-            raise CorruptStreamError("image flags disagree with the channel count")
-        alpha = None
-        if has_alpha:
-            if not sections:
-                raise CorruptStreamError("alpha section missing")
-            alpha = _unpack_plane(sections[-1], (header.height, header.width))
-            sections = sections[:-1]
+        alpha, gray, sections = _image_parts(header, sections)
         rgb = self._decode_rgb(header, sections, self._model_for(header))
+        return _join_rgb(rgb, alpha, gray)
+
+
+def _with_image(params: dict, sections: list, alpha, gray: bool):
+    """A learned stream's (params, sections): the image flags added, and the alpha plane last."""
+    params["image"] = {"gray": gray, "alpha": alpha is not None}
+    if alpha is not None:
+        sections.append(_pack_plane(alpha))
+    return params, sections
+
+
+def _image_parts(header: Header, sections: list):
+    """Inverse of :func:`_with_image`: (alpha plane or None, gray, the other sections)."""
+    if not 1 <= header.quality <= 8:
+        raise CorruptStreamError(f"quality {header.quality} outside 1..8")
+    gray = _param(header, "image", "gray", bool)
+    has_alpha = _param(header, "image", "alpha", bool)
+    if has_alpha != (header.channels == 4) or gray != (header.channels == 1):
+        raise CorruptStreamError("image flags disagree with the channel count")
+    alpha = None
+    if has_alpha:
+        if not sections:
+            raise CorruptStreamError("alpha section missing")
+        alpha = _unpack_plane(sections[-1], (header.height, header.width))
+        sections = sections[:-1]
+    return alpha, gray, sections
+
+
+class _LatentPreset(_LearnedBase):
+    """A learned preset that codes one latent, the analysis of the image's RGB
+    (:meth:`analysis_input`), and decodes by the synthesis of that latent,
+    with nothing else between.  Its coding splits into the nets and the
+    entropy coding (:meth:`encode_entropy`, :meth:`decode_entropy`), which the
+    batched pipeline (:mod:`nkcodec.batch`) runs in device batches and in a
+    pool of CPU threads; :meth:`encode` and :meth:`decode` are the same two
+    steps for one image, so both paths give the same bytes and pixels."""
+
+    batched_analysis = True  # analyse() is the model's encode_latent of analysis_input(), so it batches
+
+    def _code(self, y: np.ndarray):
+        """The latent's entropy coding: (params, sections)."""
+        raise NotImplementedError
+
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
+        """The decoded latent (h, w, M) from the sections (alpha removed)."""
+        raise NotImplementedError
+
+    def analysis_input(self, image: np.ndarray) -> np.ndarray:
+        """The RGB image the analysis net sees."""
+        return _split_rgb(image)[0]
+
+    def analyse(self, image: np.ndarray) -> np.ndarray:
+        """The latent to code (the nets' stage of encoding)."""
+        return self.model.encode_latent(self.analysis_input(image), self.quality)
+
+    def encode_entropy(self, image: np.ndarray, y: np.ndarray):
+        """(params, sections) of ``image`` whose latent :meth:`analyse` gave ``y``."""
+        _, alpha, gray = _split_rgb(image)
+        params, sections = self._code(y)
+        return _with_image(params, sections, alpha, gray)
+
+    def encode(self, image: np.ndarray):
+        return self.encode_entropy(image, self.analyse(image))
+
+    def decode_entropy(self, header: Header, sections: list):
+        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray)."""
+        alpha, gray, sections = _image_parts(header, sections)
+        return self._latent(header, sections, self._model_for(header)), alpha, gray
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        y, alpha, gray = self.decode_entropy(header, sections)
+        rgb = self._model_for(header).decode_latent(y, header.quality, (header.height, header.width))
         return _join_rgb(rgb, alpha, gray)
 
 
@@ -239,26 +297,25 @@ def _latent_hw(header: Header) -> tuple:
     return -(-header.height // 16), -(-header.width // 16)
 
 
-class ScalarPreset(_LearnedBase):
+class ScalarPreset(_LatentPreset):
     """Learned codec: analysis net, scalar rounding, per-channel ANS coding with the
     model's integer frequency tables (escapes for out-of-table values), synthesis net."""
 
     name = "scalar"
 
-    def _encode_rgb(self, rgb: np.ndarray):
-        y = self.model.encode_latent(rgb, self.quality)  # (h, w, M) int32
+    def _code(self, y: np.ndarray):
         params, sections = _code_latent(self.model, y, self.quality)
         return {"latent": params}, sections
 
-    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
         if len(sections) != 2:
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
         y = _decode_latent_syms(m, _stage_params(header, "latent"), sections, h * w, header.quality)
-        return m.decode_latent(y.reshape(h, w, -1), header.quality, (header.height, header.width))
+        return y.reshape(h, w, -1)
 
 
-class ContextPreset(_LearnedBase):
+class ContextPreset(_LatentPreset):
     """Learned codec, the default: as ``scalar``, but each latent channel is coded
     with tables chosen by, and around a mean predicted from, the channels coded
     before it and (version 2) its decoded spatial neighbours
@@ -274,13 +331,24 @@ class ContextPreset(_LearnedBase):
         if isinstance(effort, bool) or effort not in (0, *EFFORTS):
             raise ValueError(f"effort must be one of {[0, *EFFORTS]}, got {effort!r}")
         self.effort = int(effort)
+        self.batched_analysis = not self.effort  # refinement runs per image
 
-    def _encode_rgb(self, rgb: np.ndarray):
-        params, sections, _ = _encode_context(self.model, rgb, self.quality, self.effort)
+    def analyse(self, image: np.ndarray) -> np.ndarray:
+        if not self.effort:
+            return super().analyse(image)
+        from .refine import refine
+
+        return refine(self.model, self.model.context_tables(self.quality), self.analysis_input(image), self.quality, self.effort)
+
+    def _code(self, y: np.ndarray):
+        from .context import code_latent
+
+        params, sections = code_latent(self.model.context_tables(self.quality), y)
         return {"latent": params}, sections
 
-    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
-        return _decode_context(header, sections, m, header.quality)
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
+        h, w = _latent_hw(header)
+        return _context_latent(header, sections, m, header.quality).reshape(h, w, -1)
 
 
 def _encode_context(m, rgb: np.ndarray, quality: int, effort: int = 0):
@@ -299,8 +367,8 @@ def _encode_context(m, rgb: np.ndarray, quality: int, effort: int = 0):
     return params, sections, y
 
 
-def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
-    """The ``context`` preset's image from its two sections, coded at ``quality``."""
+def _context_latent(header: Header, sections: list, m, quality: int) -> np.ndarray:
+    """The latent (h*w, M) of the ``context`` preset's two sections, coded at ``quality``."""
     from .context import decode_latent, stream_version
 
     if len(sections) != 2:
@@ -310,8 +378,13 @@ def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarr
         ct = m.context_tables(quality, stream_version(params))
     except ValueError as e:
         raise CorruptStreamError(str(e)) from None
+    return decode_latent(ct, params, sections, _latent_hw(header))
+
+
+def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
+    """The ``context`` preset's image from its two sections, coded at ``quality``."""
     h, w = _latent_hw(header)
-    y = decode_latent(ct, params, sections, (h, w))
+    y = _context_latent(header, sections, m, quality)
     return m.decode_latent(y.reshape(h, w, -1), quality, (header.height, header.width))
 
 
@@ -359,16 +432,15 @@ class NearLosslessPreset(_LearnedBase):
 _RUN_CAP = 64  # run lengths 1..63 get a symbol each; 64 means "64 or more" (+ varint)
 
 
-class ScalarRlePreset(_LearnedBase):
+class ScalarRlePreset(_LatentPreset):
     """Ablation: NK-RLE (key = run**2) over the channel-major latent, then ANS coding of
     the run values and run lengths with integer tables carried in the stream."""
 
     name = "scalar-rle"
 
-    def _encode_rgb(self, rgb: np.ndarray):
+    def _code(self, y: np.ndarray):
         from .entropy import encode_adaptive, pack_varints
 
-        y = self.model.encode_latent(rgb, self.quality)
         sym = np.ascontiguousarray(np.moveaxis(y, 2, 0)).reshape(-1)
         values, keys = rle.encode(sym)
         lengths = np.sqrt(keys.astype(np.float64)).astype(np.int64)  # exact: keys are squares < 2**52
@@ -380,7 +452,7 @@ class ScalarRlePreset(_LearnedBase):
         params = {"rle": {"pairs": int(values.size), "vmin": vmin}}
         return params, [data, pack_varints(lengths[lengths >= _RUN_CAP] - _RUN_CAP)]
 
-    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
         from .entropy import decode_adaptive, unpack_varints
 
         if len(sections) != 2:
@@ -402,11 +474,10 @@ class ScalarRlePreset(_LearnedBase):
         sym = rle.decode(values, keys, cap=n)
         if sym.size != n:
             raise CorruptStreamError(f"latent has {sym.size} symbols, expected {n}")
-        y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
-        return m.decode_latent(y, header.quality, (header.height, header.width))
+        return np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
 
 
-class ClusterPreset(_LearnedBase):
+class ClusterPreset(_LatentPreset):
     """Ablation: "cluster-based reconstruction".  The latent vectors (one per 16x16
     block) are clustered with FAISS k-means (k = 2**(quality+3)); the integer
     centroids are ANS-coded with the model's tables and the labels with an in-stream
@@ -414,11 +485,10 @@ class ClusterPreset(_LearnedBase):
 
     name = "cluster"
 
-    def _encode_rgb(self, rgb: np.ndarray):
+    def _code(self, y: np.ndarray):
         from . import kmeans
         from .entropy import encode_adaptive
 
-        y = self.model.encode_latent(rgb, self.quality)
         vecs = y.reshape(-1, y.shape[2]).astype(np.float32)
         k = min(vecs.shape[0], 2 ** (self.quality + 3))
         cent = np.round(kmeans.fit(vecs, k, seed=0)).astype(np.int32)
@@ -428,7 +498,7 @@ class ClusterPreset(_LearnedBase):
         lab = encode_adaptive([labels], [cent.shape[0]])
         return {"cluster": {"k": int(cent.shape[0]), **cparams}}, [*csections, lab]
 
-    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
         from .entropy import decode_adaptive
 
         if len(sections) != 3:
@@ -442,11 +512,10 @@ class ClusterPreset(_LearnedBase):
         (labels,) = decode_adaptive(sections[2], [h * w])
         if labels.size and int(labels.max()) >= k:
             raise CorruptStreamError("cluster label out of range")
-        y = cent[labels].reshape(h, w, -1)
-        return m.decode_latent(y, header.quality, (header.height, header.width))
+        return cent[labels].reshape(h, w, -1)
 
 
-class PaperPreset(_LearnedBase):
+class PaperPreset(_LatentPreset):
     """The paper as written: palette (k-means) -> autoencoder -> NK-RLE (key = run**2)
     over the channel-major latent, pairs written as varints, no entropy coder."""
 
@@ -456,16 +525,18 @@ class PaperPreset(_LearnedBase):
         super().__init__(quality, model)
         self.k = k
 
-    def _encode_rgb(self, rgb: np.ndarray):
+    def analysis_input(self, image: np.ndarray) -> np.ndarray:
         from . import kmeans
 
+        rgb = super().analysis_input(image)
         pal = kmeans.palette_fit(rgb, self.k)
-        clustered = pal[kmeans.palette_apply(rgb, pal)]
-        y = self.model.encode_latent(clustered, self.quality)
+        return pal[kmeans.palette_apply(rgb, pal)]
+
+    def _code(self, y: np.ndarray):
         sym = np.ascontiguousarray(np.moveaxis(y, 2, 0)).reshape(-1)
         return {"paper": {"k": self.k}}, [rle.pack(*rle.encode(sym))]
 
-    def _decode_rgb(self, header: Header, sections: list, m) -> np.ndarray:
+    def _latent(self, header: Header, sections: list, m) -> np.ndarray:
         if len(sections) != 1:
             raise CorruptStreamError(f"paper stream has {len(sections)} sections, expected 1")
         h, w = _latent_hw(header)
@@ -476,8 +547,7 @@ class PaperPreset(_LearnedBase):
             raise CorruptStreamError(f"latent has {sym.size} symbols, expected {n}")
         if np.abs(sym).max(initial=0) > MAX_LATENT:
             raise CorruptStreamError("latent value out of range")
-        y = np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
-        return m.decode_latent(y, header.quality, (header.height, header.width))
+        return np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
 
 
 def _stage_params(header: Header, stage: str) -> dict:
@@ -571,7 +641,10 @@ class Codec:
     def encode(self, image) -> bytes:
         """Compress a uint8 image to ``.nkc`` bytes."""
         image = check_image(image)
-        params, sections = self._impl.encode(image)
+        return self._pack(image, *self._impl.encode(image))
+
+    def _pack(self, image: np.ndarray, params: dict, sections: list) -> bytes:
+        """The ``.nkc`` bytes of a checked ``image`` coded as (params, sections)."""
         header = Header(
             height=image.shape[0],
             width=image.shape[1],
@@ -588,6 +661,32 @@ class Codec:
         """Decompress ``.nkc`` bytes (any preset) to a uint8 image."""
         return decompress(data)
 
+    def encode_many(self, images, **options):
+        """Compress many images: an iterator of ``.nkc`` bytes in input order, the
+        same bytes as :meth:`encode` of each.  The nets run in device batches
+        while a pool of threads does the entropy coding; see
+        :func:`nkcodec.batch.encode_many` for ``batch_size``, ``lanes``,
+        ``workers``, ``depth``, ``load`` and ``errors``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> codec = Codec(preset="rle")
+        >>> [len(d) > 0 for d in codec.encode_many([np.zeros((2, 2), np.uint8)] * 3)]
+        [True, True, True]
+        """
+        from .batch import encode_many
+
+        return encode_many(self, images, **options)
+
+    def decode_many(self, streams, **options):
+        """Decompress many ``.nkc`` streams: an iterator of uint8 images in input
+        order, the same pixels as :meth:`decode` of each
+        (:func:`nkcodec.batch.decode_many`)."""
+        from .batch import decode_many
+
+        return decode_many(streams, **options)
+
 
 def decompress(data) -> np.ndarray:
     """Decode ``.nkc`` bytes to a uint8 image of the original shape.
@@ -598,8 +697,11 @@ def decompress(data) -> np.ndarray:
         The stream is malformed in any way.
     """
     header, sections = unpack_container(data)
-    impl = _decoder(header)
-    image = impl.decode(header, sections)
+    return _checked(header, _decoder(header).decode(header, sections))
+
+
+def _checked(header: Header, image: np.ndarray) -> np.ndarray:
+    """A preset's decoded image, checked against the header and in the stream's shape."""
     if image.shape[:2] != (header.height, header.width) or image.shape[-1] != header.channels:
         raise CorruptStreamError(f"decoded shape {image.shape} disagrees with the header")
     return image.reshape(header.shape)
@@ -622,6 +724,31 @@ def compress(image, quality: int = 4, preset: str = "default", **options) -> byt
     b'NKC'
     """
     return Codec(quality, preset, **options).encode(image)
+
+
+def compress_many(images, quality: int = 4, preset: str = "default", *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", **options):
+    """Compress many images (any iterable): an iterator of ``.nkc`` bytes in input
+    order, each the bytes :func:`compress` gives; the nets run in device batches
+    while a pool of threads does the entropy coding (:mod:`nkcodec.batch`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [d[:3] for d in compress_many([np.zeros((2, 2), np.uint8)] * 2, preset="rle")]
+    [b'NKC', b'NKC']
+    """
+    return Codec(quality, preset, **options).encode_many(
+        images, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, load=load, errors=errors
+    )
+
+
+def decompress_many(streams, **options):
+    """Decompress many ``.nkc`` streams: an iterator of uint8 images in input
+    order, each the image :func:`decompress` gives (:func:`nkcodec.batch.decode_many`
+    for the options)."""
+    from .batch import decode_many
+
+    return decode_many(streams, **options)
 
 
 def compress_to_size(image, max_bytes: int, preset: str = "default", **options) -> bytes:

@@ -434,10 +434,23 @@ class Synthesis:
                 nhwc = ("NHWC", "HWIO", "NHWC")
                 return jax.lax.conv_general_dilated(a[None], k, (1, 1), "SAME", dimension_numbers=nhwc, precision=hi)[0]
 
-        self._run = jax.jit(lambda c, y, q: _forward({**c, "layers": layers}, y, q, gemm, conv_fn, jnp))
+        def forward(c, y, q):
+            return _forward({**c, "layers": layers}, y, q, gemm, conv_fn, jnp)
+
+        self._run = jax.jit(forward)
+        self._run_many = jax.jit(jax.vmap(forward, in_axes=(None, 0, 0)))
 
     def __call__(self, y: np.ndarray, quality: int) -> np.ndarray:
         jax = self._jax
         y = jax.device_put(np.asarray(y, np.int32), self.device)
         q = jax.device_put(np.int32(quality - 1), self.device)
         return np.asarray(self._run(self._consts, y, q))
+
+    def many(self, y: np.ndarray, qualities) -> np.ndarray:
+        """A batch: int latents (B, h, w, M), one quality each -> (B, 16h, 16w, 3)
+        uint8, the pixels of :meth:`__call__` on each (integer arithmetic does
+        not depend on the batch)."""
+        jax = self._jax
+        y = jax.device_put(np.asarray(y, np.int32), self.device)
+        q = jax.device_put(np.asarray(qualities, np.int32) - 1, self.device)
+        return np.asarray(self._run_many(self._consts, y, q))

@@ -369,21 +369,39 @@ class LoadedModel:
         analysed in tiles of ``TILE`` latent pixels, each with ``ENC_HALO``
         latent pixels of real context around it, so memory stays bounded.
         """
-        import jax.numpy as jnp
-
         h, w = image.shape[:2]
-        hb, wb = _bucket(h), _bucket(w)
-        x = np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
-        q = jnp.asarray([quality - 1], jnp.int32)
-        nets = self.float_nets()
-        fn = nets.enc if rounded else nets.ana
+        x = _pad_edge(image, _bucket(h), _bucket(w))
+        fn = self.float_nets().enc if rounded else self.float_nets().ana
 
         def run(window):
-            return np.asarray(fn(nets.state, jnp.asarray(window[None].astype(np.float32) / 255.0), q)[0])
+            return self._analyse(fn, window[None], [quality])[0]
 
-        shape, dtype = (hb // 16, wb // 16, self.config.m), np.int32 if rounded else np.float32
+        shape, dtype = (x.shape[0] // 16, x.shape[1] // 16, self.config.m), np.int32 if rounded else np.float32
         y = _tiled(run, x, shape, scale_in=16, scale_out=1, halo=ENC_HALO, dtype=dtype)
         return y[: -(-h // 16), : -(-w // 16)]
+
+    @staticmethod
+    def analysis_key(shape) -> tuple | None:
+        """Images whose (H, W) give the same key are analysed together by
+        :meth:`encode_latents` (the padded size); ``None`` for an image large
+        enough to be analysed in tiles, one at a time."""
+        hb, wb = _bucket(shape[0]), _bucket(shape[1])
+        return None if max(hb, wb) > 16 * TILE else (hb, wb)
+
+    def encode_latents(self, images: list, quality: int) -> list:
+        """:meth:`encode_latent` of several RGB images of one :meth:`analysis_key`
+        in one batch of the network: the same latents (tested)."""
+        hb, wb = self.analysis_key(images[0].shape)
+        x = np.stack([_pad_edge(im, hb, wb) for im in images])
+        y = self._analyse(self.float_nets().enc, x, [quality] * len(images))
+        return [y[i, : -(-im.shape[0] // 16), : -(-im.shape[1] // 16)] for i, im in enumerate(images)]
+
+    def _analyse(self, fn, x: np.ndarray, qualities: list) -> np.ndarray:
+        import jax.numpy as jnp
+
+        nets = self.float_nets()
+        q = jnp.asarray(np.asarray(qualities, np.int32) - 1)
+        return np.asarray(fn(nets.state, jnp.asarray(x.astype(np.float32) / 255.0), q))
 
     def estimate_bits(self, y: np.ndarray, quality: int) -> float:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
@@ -395,9 +413,8 @@ class LoadedModel:
     def decode_latent(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """int latent (h, w, M) -> uint8 RGB image, cropped to ``shape`` (H, W) if given."""
         h, w = y.shape[:2]
-        hb, wb = _bucket(h, 4), _bucket(w, 4)
-        yp = np.zeros((hb, wb, y.shape[2]), np.int32)
-        yp[:h, :w] = y
+        yp = _pad_zero(y, _bucket(h, 4), _bucket(w, 4))
+        hb, wb = yp.shape[:2]
         if self._fixed_dec is not None:
             # exact integer arithmetic: tiles with DEC_HALO of context give the same pixels as one pass
             run = functools.partial(self._fixed_dec, quality=quality)
@@ -407,13 +424,38 @@ class LoadedModel:
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return x[:H, :W]
 
+    @staticmethod
+    def synthesis_key(latent_shape) -> tuple | None:
+        """Latents whose (h, w) give the same key are decoded together by
+        :meth:`decode_latents` (the padded size); ``None`` for one large enough
+        to be decoded in tiles, one at a time."""
+        hb, wb = _bucket(latent_shape[0], 4), _bucket(latent_shape[1], 4)
+        return None if max(hb, wb) > TILE else (hb, wb)
+
+    def decode_latents(self, ys: list, qualities: list, shapes: list) -> list:
+        """:meth:`decode_latent` of several latents of one :meth:`synthesis_key`
+        (each with its own quality and (H, W) crop) in one batch of the network.
+        The exact synthesis gives the same pixels as one at a time (tested)."""
+        hb, wb = self.synthesis_key(ys[0].shape)
+        yp = np.stack([_pad_zero(y, hb, wb) for y in ys])
+        many = getattr(self._fixed_dec, "many", None)
+        if many is not None:
+            x = many(yp, qualities)
+        elif self._fixed_dec is not None:  # the float64 synthesis runs one latent at a time
+            x = [self._fixed_dec(yp[i], q) for i, q in enumerate(qualities)]
+        else:
+            import jax.numpy as jnp
+
+            nets = self.float_nets()
+            x = np.asarray(nets.dec(nets.state, jnp.asarray(yp), jnp.asarray(np.asarray(qualities, np.int32) - 1)))
+        return [x[i][:H, :W] for i, (H, W) in enumerate(shapes)]
+
     def decode_latent_float32(self, y: np.ndarray, quality: int, shape=None) -> np.ndarray:
         """As :meth:`decode_latent` (same padding and crop), but with the float32
         synthesis net: the reference an exact decoder is measured against, not
         itself exact across machines."""
         h, w = y.shape[:2]
-        yp = np.zeros((_bucket(h, 4), _bucket(w, 4), y.shape[2]), np.int32)
-        yp[:h, :w] = y
+        yp = _pad_zero(y, _bucket(h, 4), _bucket(w, 4))
         H, W = shape if shape is not None else (16 * h, 16 * w)
         return self._float_dec(yp, quality)[:H, :W]
 
@@ -427,6 +469,17 @@ class LoadedModel:
 TILE = 64  # latent pixels per tile side (1024 image pixels)
 ENC_HALO = 4  # latent pixels of context around an analysis tile (its receptive field is < 3)
 DEC_HALO = 2  # latent pixels of context around a synthesis tile (receptive field < 2; exactness tested)
+
+
+def _pad_edge(image: np.ndarray, hb: int, wb: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="edge")
+
+
+def _pad_zero(y: np.ndarray, hb: int, wb: int) -> np.ndarray:
+    yp = np.zeros((hb, wb, y.shape[2]), np.int32)
+    yp[: y.shape[0], : y.shape[1]] = y
+    return yp
 
 
 def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, halo: int, dtype) -> np.ndarray:
