@@ -116,6 +116,8 @@ def bench_table(path: str = "bench_samples.json") -> str:
             notes.append("share " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in s["share"].items()))
         if "jpeg_throughput" in s:
             notes.append(f"JPEG {s['jpeg_throughput']:.1f}")
+        if "speedup" in s:
+            notes.append(f"{s['speedup']:.2f}x one at a time; bounds: overlap {s['overlap_bound']:.2f}x, cores {s['cpu_bound']:.2f}x")
         out.append(
             f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} "
             f"| {pt:.1f} | {ratio} | {'; '.join(notes)} |"

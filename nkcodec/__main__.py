@@ -92,31 +92,50 @@ def _each(args, suffix: str, run, finish) -> int:
     """Code every input file of ``args`` through a batched pipeline:
     ``run(pairs)`` yields, in input order, the result of each (input, output)
     pair or the exception it raised, and ``finish(input, output, result)``
-    writes the output and returns the line to print.  A failing file is
-    reported (one line) and the others still run; with one input its error is
-    the command's.  Status 1 if any failed."""
+    writes the output and returns the line to print.  Writing runs in a
+    thread of its own, a few files behind the coding; lines are printed in
+    input order.  A failing file is reported (one line) and the others still
+    run; with one input its error is the command's.  Status 1 if any failed."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from .errors import NkcodecError
 
     _check_counts(args)
     inputs = args.input
     pairs = list(zip(inputs, _outputs(inputs, args.output, suffix)))
     failed = 0
-    results = run(pairs)
-    try:
-        for (src, out), result in zip(pairs, results):
+    writes = deque()  # (input, future of its printed line), in input order
+
+    def report(limit):
+        nonlocal failed
+        while len(writes) > limit:
+            src, f = writes.popleft()
             try:
-                if isinstance(result, Exception):
-                    raise result
-                print(finish(src, out, result), flush=True)
+                print(f.result(), flush=True)
             except (NkcodecError, ValueError, OSError) as e:
                 if len(inputs) == 1:
                     raise
                 print(f"nkcodec: error: {src}: {e}", file=sys.stderr)
                 failed += 1
-    finally:  # on an error or Ctrl-C: the pipeline stops, what is queued is dropped
+
+    results = run(pairs)
+    writer = ThreadPoolExecutor(1, thread_name_prefix="nkcodec-write")
+    try:
+        for (src, out), result in zip(pairs, results):
+            if isinstance(result, Exception):
+                f = Future()
+                f.set_exception(result)
+            else:
+                f = writer.submit(finish, src, out, result)
+            writes.append((src, f))
+            report(2)
+        report(0)
+    finally:  # on an error or Ctrl-C: the pipeline stops, queued work is dropped, no partial file is left
         close = getattr(results, "close", None)
         if close:
             close()
+        writer.shutdown(wait=True, cancel_futures=True)
     if failed:
         print(f"nkcodec: {failed} of {len(inputs)} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -209,7 +228,9 @@ def _info(args) -> int:
     model = f"model {h.model_id} ({_name(h.model_id)})" if h.model_id else "no model"
     print(f"preset:    {h.preset}  quality {h.quality}  {model}")
     if synthesis_of(h.model_id):
-        print(f"decoder:   {synthesis_of(h.model_id)}")
+        from .batch import device_name
+
+        print(f"decoder:   {synthesis_of(h.model_id)}, nets on {device_name()}")
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
         print(f"bound:     every sample within {res.get('max_error')} of the original (base quality {res.get('base')})")

@@ -214,3 +214,18 @@ def test_bad_options_fail_at_the_call(options, match):
 def test_device_is_named():
     assert batch.device_name().startswith(("cpu", "gpu", "cuda", "tpu", "rocm", "METAL"))
     assert batch.default_batch_size() >= 1 and batch.default_workers() >= 1
+
+
+def test_ctrl_c_while_waiting_leaves_no_threads():
+    import _thread
+
+    image = _photo((64, 64, 3))
+    timer = threading.Timer(0.5, _thread.interrupt_main)  # Ctrl-C, as the terminal sends it
+    got = 0
+    with pytest.raises(KeyboardInterrupt):
+        timer.start()
+        for _ in nkcodec.compress_many(itertools.repeat(image), batch_size=2):
+            got += 1
+    timer.join()
+    assert got > 0
+    assert not _threads()
