@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import nkcodec
 from nkcodec.__main__ import main
 
 
@@ -174,11 +176,12 @@ def test_jobs_give_the_same_files_and_messages_in_order(tmp_path, capsys):
         srcs.append(tmp_path / f"{i}.png")
         Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(srcs[-1])
     runs = {}
-    for jobs in ("1", "3"):
-        assert main(["encode", *map(str, srcs), "-o", str(tmp_path / f"e{jobs}"), "--jobs", jobs]) == 0
+    for jobs, batch in (("1", "1"), ("3", "4")):
+        opts = ["--jobs", jobs, "--batch-size", batch]
+        assert main(["encode", *map(str, srcs), "-o", str(tmp_path / f"e{jobs}"), *opts]) == 0
         enc = capsys.readouterr().out.replace(f"e{jobs}", "e")
         coded = sorted((tmp_path / f"e{jobs}").iterdir())
-        assert main(["decode", *map(str, coded), "-o", str(tmp_path / f"d{jobs}"), "--jobs", jobs]) == 0
+        assert main(["decode", *map(str, coded), "-o", str(tmp_path / f"d{jobs}"), *opts]) == 0
         dec = capsys.readouterr().out.replace(f"d{jobs}", "d")
         files = {p.name: p.read_bytes() for p in coded}
         pixels = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / f"d{jobs}").iterdir()}
@@ -189,6 +192,34 @@ def test_jobs_give_the_same_files_and_messages_in_order(tmp_path, capsys):
         np.testing.assert_array_equal(a, runs["3"][3][name])
     assert main(["encode", str(srcs[0]), "--jobs", "0"]) == 1
     assert "--jobs" in capsys.readouterr().err
+    assert main(["decode", str(coded[0]), "--batch-size", "0"]) == 1
+    assert "--batch-size" in capsys.readouterr().err
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]  # every temporary file was renamed
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    """Outputs are written to a temporary file and renamed: a write that fails
+    midway (here: Pillow raising after writing some bytes) leaves neither the
+    output nor the temporary file, and the other files are still written."""
+    import nkcodec.__main__ as cli
+
+    srcs = []
+    for i in range(3):
+        srcs.append(tmp_path / f"{i}.nkc")
+        srcs[-1].write_bytes(nkcodec.compress(np.full((8, 8, 3), 40 * i, np.uint8), preset="rle"))
+    real = cli.write_image
+
+    def failing(path, image, format=None):
+        if image[0, 0, 0] == 40:
+            Path(path).write_bytes(b"half a PNG")
+            raise OSError("disk full")
+        real(path, image, format)
+
+    monkeypatch.setattr(cli, "write_image", failing)
+    out = tmp_path / "out"
+    assert main(["decode", *map(str, srcs), "-o", str(out)]) == 1
+    assert "1.nkc: disk full" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "2.png"]
 
 
 def test_info_names_the_decoder_and_retired_models(tmp_path, capsys):
