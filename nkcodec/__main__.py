@@ -240,6 +240,12 @@ def _info(args) -> int:
     return 0
 
 
+def _fuzz(args) -> int:
+    from .fuzz import main_fuzz
+
+    return main_fuzz(args)
+
+
 def _bench(args) -> int:
     from .bench import run_bench
 
@@ -385,6 +391,20 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
     d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
     d.set_defaults(func=_decode)
+
+    z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")
+    z.add_argument("--fixtures", default="tests/fixtures", help="folder of valid .nkc streams to mutate (default tests/fixtures)")
+    z.add_argument("-n", "--mutations", type=int, default=10000, help="mutated streams to decode (default 10000)")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--case", type=int, help="reproduce this case of --seed here, with its traceback")
+    z.add_argument("--save", help="with --case: write the mutated stream here")
+    z.add_argument("-j", "--jobs", type=int, help="worker processes (default: one per core)")
+    z.add_argument("--time-limit", type=float, default=2.0, help="seconds a decode may take (default 2; ten times that is a hang)")
+    z.add_argument("--memory-mb", type=int, default=2048, help="address-space cap of each worker, MiB (default 2048)")
+    z.add_argument("--json", help="write the counts and failures here")
+    z.add_argument("--engine", choices=["seeded", "atheris"], default="seeded", help="seeded: counted, reproducible; atheris: coverage-guided libFuzzer")
+    z.add_argument("--libfuzzer", nargs="*", default=[], help="extra libFuzzer flags for --engine atheris")
+    z.set_defaults(func=_fuzz)
 
     i = sub.add_parser("info", help="describe a .nkc file")
     i.add_argument("input")
