@@ -67,7 +67,9 @@ def _outputs(inputs: list, output, suffix: str) -> list:
 
 def _write_atomic(path: Path, write) -> None:
     """``write(temporary path)``, then rename it to ``path``: a crash or Ctrl-C
-    never leaves a half-written ``path``."""
+    never leaves a half-written ``path`` (a killed process may leave its hidden
+    temporary file, which the next write of ``path`` removes)."""
+    import glob
     import os
     import tempfile
 
@@ -79,6 +81,8 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # left by a killed run
+        stale.unlink(missing_ok=True)
 
 
 def _check_counts(args) -> None:
@@ -104,6 +108,15 @@ def _each(args, suffix: str, run, finish) -> int:
     _check_counts(args)
     inputs = args.input
     pairs = list(zip(inputs, _outputs(inputs, args.output, suffix)))
+    existing = [(i, o) for i, o in pairs if o.exists()]
+    if existing and args.skip_existing:  # a rerun after an interrupted batch: finish the rest
+        for i, o in existing:
+            print(f"{o}: exists, skipped", flush=True)
+        pairs = [p for p in pairs if not p[1].exists()]
+        inputs = [i for i, _ in pairs]
+    elif existing and not args.force:
+        names = ", ".join(str(o) for _, o in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise ValueError(f"{len(existing)} output(s) exist: {names}; give --force to overwrite or --skip-existing to keep them")
     failed = 0
     writes = deque()  # (input, future of its printed line), in input order
 
@@ -137,7 +150,7 @@ def _each(args, suffix: str, run, finish) -> int:
             close()
         writer.shutdown(wait=True, cancel_futures=True)
     if failed:
-        print(f"nkcodec: {failed} of {len(inputs)} files failed", file=sys.stderr)
+        print(f"nkcodec: {failed} of {len(pairs)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -383,6 +396,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
     e.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
     e.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
+    e.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    e.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
@@ -390,6 +405,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
     d.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
     d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
+    d.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    d.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
     d.set_defaults(func=_decode)
 
     z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")

@@ -233,3 +233,51 @@ def test_info_names_the_decoder_and_retired_models(tmp_path, capsys):
     assert main(["decode", retired, "-o", str(tmp_path / "x.png")]) == 1
     assert "nkcodec 0.1.0 is the last release that decodes it" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_existing_outputs_need_force_or_skip_existing(tmp_path, capsys):
+    srcs = []
+    for i in range(3):
+        srcs.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((8, 8), 30 * i, np.uint8)).save(srcs[-1])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "1.nkc").write_bytes(b"old")
+    assert main(["encode", *map(str, srcs), "-o", str(out), "--preset", "rle"]) == 1
+    assert "--force" in capsys.readouterr().err and not (out / "0.nkc").exists()
+    assert main(["encode", *map(str, srcs), "-o", str(out), "--preset", "rle", "--skip-existing"]) == 0
+    assert "1.nkc: exists, skipped" in capsys.readouterr().out
+    assert (out / "1.nkc").read_bytes() == b"old" and (out / "2.nkc").exists()
+    assert main(["encode", *map(str, srcs), "-o", str(out), "--preset", "rle", "--force"]) == 0
+    assert (out / "1.nkc").read_bytes()[:3] == b"NKC"
+    assert main(["encode", str(srcs[0]), "-o", str(srcs[0]), "--force"]) == 1  # never an input
+    assert "overwrite the input" in capsys.readouterr().err
+
+
+def test_a_killed_batch_leaves_complete_files_and_a_rerun_finishes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    srcs = []
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        srcs.append(tmp_path / f"{i:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (192, 256, 3), dtype=np.uint8)).save(srcs[-1])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "nkcodec", "encode", *map(str, srcs), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("*.nkc"))) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("*.nkc"))
+    for p in done:  # every file there is complete
+        nkcodec.decompress(p.read_bytes())
+    assert subprocess.run([*cmd, "--skip-existing"], capture_output=True).returncode == 0
+    assert len(list(out.glob("*.nkc"))) == 16
+    assert not list(out.glob(".*.part"))
+    for p in sorted(out.glob("*.nkc")):
+        assert p.read_bytes() == nkcodec.compress(np.asarray(Image.open(tmp_path / (p.stem + ".png"))))
