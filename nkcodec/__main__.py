@@ -417,7 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--save", help="with --case: write the mutated stream here")
     z.add_argument("-j", "--jobs", type=int, help="worker processes (default: one per core)")
     z.add_argument("--time-limit", type=float, default=2.0, help="seconds a decode may take (default 2; ten times that is a hang)")
-    z.add_argument("--memory-mb", type=int, default=2048, help="address-space cap of each worker, MiB (default 2048)")
+    z.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of each worker, MiB (default 4096: XLA's compiler needs room of its own)")
     z.add_argument("--json", help="write the counts and failures here")
     z.add_argument("--engine", choices=["seeded", "atheris"], default="seeded", help="seeded: counted, reproducible; atheris: coverage-guided libFuzzer")
     z.add_argument("--libfuzzer", nargs="*", default=[], help="extra libFuzzer flags for --engine atheris")

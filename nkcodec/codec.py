@@ -708,8 +708,12 @@ def _checked(header: Header, image: np.ndarray) -> np.ndarray:
 
 
 def _decoder(header: Header):
+    """The preset that decodes ``header``'s stream, its parameters checked (:mod:`nkcodec.schema`)."""
+    from .schema import validate
+
     if header.preset not in PRESETS:
         raise CorruptStreamError(f"preset {header.preset!r} is not supported by this build")
+    validate(header)
     return PRESETS[header.preset](max(1, min(8, header.quality)))
 
 

@@ -267,7 +267,7 @@ def decode_outcome(data: bytes, hang_seconds: float | None = None):
 _STATE = {}
 
 
-def _worker_init(corpus, memory_mb: int) -> None:
+def _worker_init(corpus, memory_mb: int, markers: str) -> None:
     import resource
     import signal
 
@@ -276,14 +276,20 @@ def _worker_init(corpus, memory_mb: int) -> None:
         cap = memory_mb << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     _STATE["corpus"] = corpus
+    _STATE["marker"] = Path(markers) / str(os.getpid())
     for _, data in corpus:  # load the models and compile: not the mutants' time
         decode_outcome(data)
 
 
-def _work(seed: int, start: int, stop: int, time_limit: float):
-    corpus = _STATE["corpus"]
+def _work(seed: int, start: int, stop: int, time_limit: float, skip: frozenset):
+    corpus, marker = _STATE["corpus"], _STATE["marker"]
     counts, failures = Counter(), []
     for i in range(start, stop):
+        if i in skip:  # crashed a worker before: counted already
+            continue
+        marker.write_text(str(i))  # if this process dies, the parent learns which case killed it
+        if i == int(os.environ.get("NKCODEC_FUZZ_ABORT", -1)):  # the harness's own test of a native crash
+            os.abort()
         name, data = case(corpus, seed, i)
         outcome, seconds, detail = decode_outcome(data, hang_seconds=10 * time_limit)
         counts[outcome] += 1
@@ -295,26 +301,62 @@ def _work(seed: int, start: int, stop: int, time_limit: float):
     return counts, failures
 
 
-def run(corpus: list, n: int, seed: int = 0, jobs: int = 1, time_limit: float = 2.0, memory_mb: int = 2048, chunk: int = 250, progress=None):
-    """Decode ``n`` mutated streams in ``jobs`` worker processes: (outcome counts, failures)."""
+def _kills_a_worker(corpus, seed: int, i: int, time_limit: float, memory_mb: int) -> bool:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    counts, failures = Counter(), []
+    with tempfile.TemporaryDirectory() as markers:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(corpus, memory_mb, markers)) as ex:
+            try:
+                ex.submit(_work, seed, i, i + 1, time_limit, frozenset()).result()
+                return False
+            except BrokenProcessPool:
+                return True
+
+
+def run(corpus: list, n: int, seed: int = 0, jobs: int = 1, time_limit: float = 2.0, memory_mb: int = 4096, chunk: int = 250, progress=None):
+    """Decode ``n`` mutated streams in ``jobs`` worker processes: (outcome counts,
+    failures).  A case that kills its worker (a native crash, an abort) is a
+    ``"crash"`` failure: the pool is restarted and the other cases still run."""
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    counts, failures, crashed = Counter(), [], set()
+    todo = {(a, min(a + chunk, n)) for a in range(0, n, chunk)}
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(corpus, memory_mb)) as ex:
-        futures = [ex.submit(_work, seed, a, min(a + chunk, n), time_limit) for a in range(0, n, chunk)]
-        try:
-            for f in as_completed(futures):
-                c, fl = f.result()
-                counts.update(c)
-                failures += fl
-                if progress:
-                    progress(sum(counts.values()) - counts["slow"])
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    while todo:
+        with tempfile.TemporaryDirectory() as markers:
+            ex = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(corpus, memory_mb, markers))
+            futures = {ex.submit(_work, seed, a, b, time_limit, frozenset(crashed)): (a, b) for a, b in sorted(todo)}
+            try:
+                for f in as_completed(futures):
+                    c, fl = f.result()
+                    counts.update(c)
+                    failures += fl
+                    todo.discard(futures[f])
+                    if progress:
+                        progress(sum(counts.values()) - counts["slow"])
+            except BrokenProcessPool:
+                # the pool stops every worker when one dies: each one's last case is a suspect, tried alone
+                suspects = {int(m.read_text()) for m in Path(markers).iterdir() if m.read_text()} - crashed
+                found = [i for i in sorted(suspects) if _kills_a_worker(corpus, seed, i, time_limit, memory_mb)]
+                if not found:
+                    raise
+                for i in found:
+                    crashed.add(i)
+                    counts["crash"] += 1
+                    failures.append((i, case(corpus, seed, i)[0], "crash", "the worker process died"))
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+            finally:
+                ex.shutdown(wait=True, cancel_futures=True)
     return counts, sorted(failures)
 
 
@@ -375,10 +417,10 @@ def main_fuzz(args) -> int:
     counts, failures = run(corpus, args.mutations, args.seed, jobs, args.time_limit, args.memory_mb, progress=progress)
     seconds = time.perf_counter() - t
     print(f"\n{args.mutations} mutated streams of {len(corpus)} fixtures, seed {args.seed}, {jobs} processes, {seconds:.0f} s")
-    for k in (*GOOD, "slow", "hang"):
+    for k in (*GOOD, "slow", "hang", "crash"):
         print(f"  {k:<20} {counts.get(k, 0)}")
     for k, v in sorted(counts.items()):
-        if k not in (*GOOD, "slow", "hang"):
+        if k not in (*GOOD, "slow", "hang", "crash"):
             print(f"  {k:<20} {v}")
     distinct = {}
     for i, name, outcome, detail in failures:

@@ -48,3 +48,11 @@ def test_structure_mutations_touch_params_and_sections():
         changed["params"] += parts[1] != base[1]
         changed["sections"] += parts[2] != base[2]
     assert min(changed.values()) > 30
+
+
+def test_a_case_that_kills_its_worker_is_a_crash_and_the_run_goes_on(monkeypatch):
+    corpus = fuzz.load_corpus(FIXTURES)[:3]
+    monkeypatch.setenv("NKCODEC_FUZZ_ABORT", "37")  # the worker aborts (as a native crash would) on case 37
+    counts, failures = fuzz.run(corpus, 120, seed=3, jobs=2, time_limit=30.0, chunk=20)
+    assert [(i, kind) for i, _, kind, _ in failures] == [(37, "crash")]
+    assert counts["crash"] == 1 and sum(counts[k] for k in fuzz.GOOD) == 119

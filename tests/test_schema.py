@@ -1,0 +1,68 @@
+"""One schema check of every stream's parameters (nkcodec.schema): each fixture's
+params, with one field broken, fails with CorruptStreamError naming that field."""
+
+import dataclasses
+import json
+
+import pytest
+
+import nkcodec
+from nkcodec import schema
+from nkcodec.container import pack_container, unpack_container
+from nkcodec.errors import CorruptStreamError
+
+from .common import FIXTURES
+
+FIXTURE_FILES = sorted(p.name for p in FIXTURES.glob("*.nkc"))
+
+
+def _fields(params):
+    for stage, keys in params.items():
+        for key in keys:
+            yield stage, key
+
+
+def _with(header, sections, params) -> bytes:
+    return pack_container(dataclasses.replace(header, params=params), sections)
+
+
+@pytest.mark.parametrize("name", FIXTURE_FILES)
+def test_every_fixture_passes_the_schema(name):
+    header, _ = unpack_container((FIXTURES / name).read_bytes())
+    schema.validate(header)
+    assert set(schema.schemas()[header.preset]) == set(header.params)
+
+
+@pytest.mark.parametrize("name", ["rle_v1.nkc", "palette_v1.nkc", "context-ctx2_v1_model3.nkc", "near-lossless_v1_model6.nkc", "scalar-rle_v1_model5.nkc", "cluster_v1_model6.nkc", "paper_v1_model6.nkc"])
+def test_each_broken_field_is_named(name):
+    header, sections = unpack_container((FIXTURES / name).read_bytes())
+    for stage, key in _fields(header.params):
+        for bad in (True, "x", None, [1], {"a": 1}, -(1 << 60), 1.5):
+            params = json.loads(json.dumps(header.params))
+            keys = schema.schemas()[header.preset][stage]
+            if (keys.get(key) or keys[key + "?"]).check(bad):  # allowed by the schema: other checks' business
+                continue
+            params[stage][key] = bad
+            try:
+                nkcodec.decompress(_with(header, sections, params))
+            except CorruptStreamError as e:
+                assert f"{stage}.{key}" in str(e), (stage, key, bad, str(e))
+            else:
+                raise AssertionError(f"{name}: {stage}.{key} = {bad!r} decoded")
+        params = json.loads(json.dumps(header.params))
+        del params[stage][key]
+        if key != "v":  # the context version may be absent (version 1)
+            with pytest.raises(CorruptStreamError, match=f"missing parameter {stage}.{key}"):
+                nkcodec.decompress(_with(header, sections, params))
+    for extra in ({"zz": 1}, {next(iter(header.params)): {**next(iter(header.params.values())), "zz": 0}}):
+        params = {**json.loads(json.dumps(header.params)), **extra}
+        with pytest.raises(CorruptStreamError, match="unknown parameter"):
+            nkcodec.decompress(_with(header, sections, params))
+    stage = next(iter(header.params))
+    params = {k: v for k, v in header.params.items() if k != stage}
+    with pytest.raises(CorruptStreamError, match=f"missing parameter {stage}"):
+        nkcodec.decompress(_with(header, sections, params))
+
+
+def test_every_preset_has_a_schema():
+    assert set(schema.schemas()) == set(nkcodec.PRESETS)
