@@ -276,9 +276,10 @@ def _code_latent(m, y: np.ndarray, quality: int):
 
 def _decode_latent_syms(m, params: dict, sections: list, n: int, quality: int) -> np.ndarray:
     """Inverse of :func:`_code_latent`: (n, M) int32."""
-    from .entropy import MAX_LATENT, decode_symbols, escape_count, from_symbols, unpack_varints
+    from .entropy import MAX_LATENT, check_length, decode_symbols, escape_count, from_symbols, unpack_varints
 
     n_esc = escape_count(params, n * m.latent_channels)
+    check_length(len(sections[0]), n * float(m.int_tables(quality).min_bits().sum()), "latent section")
     idx = np.stack(decode_symbols(sections[0], m.int_tables(quality), [n] * m.latent_channels)).astype(np.int64)
     tables = m.tables_for(quality)
     y, esc = from_symbols(idx, tables["lo"].astype(np.int64)[:, None], tables["size"].astype(np.int64)[:, None])

@@ -262,6 +262,11 @@ class ContextTables:
         lo, size = t["lo"].astype(np.int64)[o], t["size"].astype(np.int64)[o]
         return cls(o, wmag, thr[q], lo, size, flat[start : start + lengths[q]], wmean=wmean, version=version)
 
+    def min_bits_per_position(self) -> float:
+        """The fewest bits one latent position (all M channels) can cost: per
+        channel, the cheapest symbol of its cheapest context table."""
+        return float(self.tables.min_bits().reshape(self.order.size, -1).min(axis=1).sum())
+
     def predict(self, v: np.ndarray, h: int, w: int):
         """Encoder side: (activity, mean) of every ordered channel, (M, n) int64
         each, from the whole latent ``v`` (M, n) in coding order."""
@@ -445,13 +450,14 @@ def stream_version(params) -> int:
 def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.ndarray:
     """Inverse of :func:`code_latent`: (n, M) int32.  ``shape`` is the latent's
     (h, w) (a count n means one row of n)."""
-    from .entropy import SymbolDecoder, escape_count, unpack_varints
+    from .entropy import SymbolDecoder, check_length, escape_count, unpack_varints
 
     M = ct.order.size
     h, w = _shape(shape)
     if stream_version(params) != ct.version:
         raise CorruptStreamError("context model version disagrees with the stream")
     n_esc = escape_count(params, h * w * M)
+    check_length(len(sections[0]), h * w * ct.min_bits_per_position(), "latent section")
     esc_vals = unpack_varints(sections[1], n_esc)
     if n_esc and np.abs(esc_vals).max() > (MAX_LATENT if ct.wmean is None else MAX_RESIDUAL):
         raise CorruptStreamError("latent value out of range")

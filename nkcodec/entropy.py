@@ -58,6 +58,17 @@ def from_symbols(symbols: np.ndarray, lo, size):
     return symbols + lo - 1, (symbols == 0) | (symbols == size - 1)
 
 
+def check_length(nbytes: int, bits: float, what: str) -> None:
+    """CorruptStreamError unless an ANS section of ``nbytes`` can hold ``bits``,
+    the least that the symbols the header declares cost (each at its table's
+    largest probability).  Checked before decoding, so a header that declares
+    a huge image over a tiny payload fails before any large allocation, and a
+    truncated stream in time proportional to its length.  The margin covers
+    the coder's state (up to 64 bits) and its fixed-point rounding."""
+    if 0.98 * bits - 128 > 8 * nbytes:
+        raise CorruptStreamError(f"{what} of {nbytes} bytes is too short for the image the header declares (it needs at least {int(0.98 * bits - 128) // 8} bytes)")
+
+
 def escape_count(params, limit: int) -> int:
     """The ``escapes`` count of a latent's stream parameters, checked against ``limit``."""
     if not isinstance(params, dict):
@@ -80,6 +91,15 @@ class IntTables:
             raise ValueError("table sizes out of range")
         self.freq, self.size = freq, size
         self._coding = None
+
+    def min_bits(self) -> np.ndarray:
+        """Per table: the fewest bits any symbol costs, ``-log2`` of its largest
+        probability (0 for a one-symbol alphabet); built once."""
+        if getattr(self, "_min_bits", None) is None:
+            inside = np.arange(self.freq.shape[1])[None, :] < self.size[:, None]
+            f = np.where(inside, self.freq, 0).astype(np.float64)
+            self._min_bits = -np.log2(f.max(axis=1) / f.sum(axis=1))
+        return self._min_bits
 
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> "IntTables":
@@ -255,4 +275,6 @@ def decode_adaptive(data: bytes, counts: list) -> list:
         if row.min() < 1 or row.sum() != _TOTAL:
             raise CorruptStreamError("adaptive frequency table is not normalised")
         rows.append(row.astype(np.uint32))
-    return decode_symbols(body, IntTables(_pad_rows(rows), np.asarray(sizes)), counts)
+    tables = IntTables(_pad_rows(rows), np.asarray(sizes))
+    check_length(len(body), float(np.dot(tables.min_bits(), np.asarray(counts, np.float64))), "adaptive-coded section")
+    return decode_symbols(body, tables, counts)

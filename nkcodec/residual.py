@@ -315,7 +315,7 @@ def _decode_tile(base: np.ndarray, rd: _Reader) -> np.ndarray:
 
 def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
     """Inverse of :func:`encode`: the uint8 HxWx3 image, within ``max_error`` of the original."""
-    from .entropy import escape_count
+    from .entropy import check_length, escape_count
 
     h, w = base.shape[:2]
     if not isinstance(params, dict):
@@ -327,6 +327,7 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
     if len(sections) != 4:
         raise CorruptStreamError(f"residual has {len(sections)} sections, expected 4")
     tiles = _tiles(h, w)
+    check_length(len(sections[2]), 3 * h * w * float(table_bank().min_bits().min()), "residual section")
     rd = _Reader(sections, len(tiles), escape_count(params, 3 * h * w))
     step = 2 * max_error + 1
     out = np.empty((h, w, 3), np.uint8)

@@ -66,3 +66,31 @@ def test_each_broken_field_is_named(name):
 
 def test_every_preset_has_a_schema():
     assert set(schema.schemas()) == set(nkcodec.PRESETS)
+
+
+@pytest.mark.parametrize("name", FIXTURE_FILES)
+def test_a_huge_header_over_a_small_payload_fails_before_allocating(name):
+    """Every fixture, its header changed to declare 16384x16384 (the pixel cap):
+    CorruptStreamError before any large allocation (too short for the image, or
+    runs that do not cover it), not a decode of 268 MPix."""
+    from nkcodec import fuzz
+
+    data = (FIXTURES / name).read_bytes()
+    fields, params, sections = fuzz._split(data)
+    fields[2] = fields[3] = 16384
+    hostile = fuzz.reseal(fuzz._join(fields, params, sections))
+    with pytest.raises((CorruptStreamError, nkcodec.RetiredModelError), match="too short|cover|symbols, expected|retired"):
+        nkcodec.decompress(hostile)
+
+
+@pytest.mark.parametrize("preset", ["default", "scalar", "cluster", "paper", "scalar-rle", "near-lossless"])
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_flat_images_the_cheapest_streams_still_decode(preset, value):
+    """The length check is a lower bound: the cheapest legitimate streams (flat
+    images, whose symbols sit at their tables' largest probabilities) pass it."""
+    import numpy as np
+
+    img = np.full((1024, 768, 3), value, np.uint8)
+    for q in ((1, 8) if preset != "near-lossless" else (4,)):
+        data = nkcodec.compress(img, q, preset)
+        assert nkcodec.decompress(data).shape == img.shape
