@@ -12,32 +12,44 @@ from pathlib import Path
 __all__ = ["main", "read_image", "write_image"]
 
 
-def read_image(path):
-    """Read an 8-bit image file as a uint8 array: HxW (gray), HxWx3 or HxWx4."""
+def read_image(path, on_convert=None):
+    """Read an 8-bit image file as a uint8 array: HxW (L), HxWx2 (LA), HxWx3 (RGB)
+    or HxWx4 (RGBA), the mode it has.  Other modes are converted: 1 to L, P to
+    RGB (RGBA when it has transparency), PA to RGBA, CMYK, YCbCr, LAB and HSV
+    to RGB; ``on_convert(message)`` is told.  16-bit and float images raise
+    ValueError."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as im:
-        mode = im.mode
-        if mode in ("L", "RGB", "RGBA"):
+        mode, target = im.mode, None
+        if mode in ("L", "LA", "RGB", "RGBA"):
             pass
         elif mode == "1":
-            im = im.convert("L")
-        elif mode in ("LA", "PA") or (mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
+            target = "L"
+        elif mode == "PA" or (mode == "P" and "transparency" in im.info):
+            target = "RGBA"
         elif mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
-            im = im.convert("RGB")
+            target = "RGB"
         else:
-            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, RGB and RGBA")
+            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, LA, RGB and RGBA")
+        if target:
+            im = im.convert(target)
+            if on_convert:
+                hint = "; few colours: --preset palette or rle may be far smaller" if mode in ("1", "P", "PA") else ""
+                on_convert(f"{path}: mode {mode} converted to {target}{hint}")
         return np.asarray(im, dtype=np.uint8).copy()
 
 
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode read and written
+
+
 def write_image(path, image, format=None) -> None:
-    """Write a uint8 image (HxW, HxWx1, HxWx3 or HxWx4) with Pillow (``format``:
-    by the file's extension unless given)."""
+    """Write a uint8 image (HxW, HxWx1 as L, HxWx2 as LA, HxWx3 as RGB, HxWx4
+    as RGBA) with Pillow (``format``: by the file's extension unless given)."""
     from PIL import Image
 
-    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
 
 
 def _outputs(inputs: list, output, suffix: str) -> list:
@@ -179,7 +191,7 @@ def _encode(args) -> int:
     shapes = {}
 
     def load(pair):
-        image = read_image(pair[0])
+        image = read_image(pair[0], on_convert=lambda message: print(f"nkcodec: note: {message}", file=sys.stderr))
         shapes[pair[0]] = image.shape
         return image
 
@@ -230,7 +242,7 @@ def _info(args) -> int:
     h, sections = unpack_container(data)
     print(f"file:      {args.input} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
-    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s){' (2-D)' if h.squeeze else ''}")
+    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), mode {MODES[h.channels]}{' (2-D)' if h.squeeze else ''}")
     from .zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
 
     def _name(i):

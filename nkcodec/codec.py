@@ -28,13 +28,14 @@ QUALITIES = range(1, 9)
 
 
 def check_image(image) -> np.ndarray:
-    """Validate a uint8 HxW, HxWx1, HxWx3 or HxWx4 image; return it C-contiguous."""
+    """Validate a uint8 HxW, HxWx1 (gray), HxWx2 (gray + alpha), HxWx3 or HxWx4
+    image; return it C-contiguous."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected a numpy uint8 array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected dtype uint8, got {image.dtype}; convert or scale the image first")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected shape HxW or HxWxC with C in (1, 3, 4), got {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(f"expected shape HxW or HxWxC with C in (1, 2, 3, 4), got {image.shape}")
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise ValueError(f"image is empty: shape {image.shape}")
@@ -129,18 +130,20 @@ class PalettePreset:
 
 
 def _split_rgb(image: np.ndarray):
-    """(RGB uint8 HxWx3, alpha plane or None, was_gray)."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        g = image.reshape(image.shape[0], image.shape[1], 1)
-        return np.repeat(g, 3, axis=2), None, True
+    """(RGB uint8 HxWx3, alpha plane or None, was_gray): gray (HxW, HxWx1) and
+    gray + alpha (HxWx2) go through the RGB nets as three equal channels."""
+    if image.ndim == 2 or image.shape[2] <= 2:
+        g = image.reshape(image.shape[0], image.shape[1], -1)
+        alpha = g[..., 1] if g.shape[2] == 2 else None
+        return np.repeat(g[..., :1], 3, axis=2), alpha, True
     if image.shape[2] == 4:
-        return np.ascontiguousarray(image[..., :3]), np.ascontiguousarray(image[..., 3]), False
+        return image[..., :3], image[..., 3], False
     return image, None, False
 
 
 def _join_rgb(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
     if gray:
-        return np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        rgb = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
     if alpha is not None:
         return np.concatenate([rgb, alpha[..., None]], axis=2)
     return rgb
@@ -202,7 +205,7 @@ def _image_parts(header: Header, sections: list):
         raise CorruptStreamError(f"quality {header.quality} outside 1..8")
     gray = _param(header, "image", "gray", bool)
     has_alpha = _param(header, "image", "alpha", bool)
-    if has_alpha != (header.channels == 4) or gray != (header.channels == 1):
+    if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
         raise CorruptStreamError("image flags disagree with the channel count")
     alpha = None
     if has_alpha:
@@ -719,7 +722,7 @@ def _decoder(header: Header):
 
 
 def compress(image, quality: int = 4, preset: str = "default", **options) -> bytes:
-    """Compress a uint8 image (HxW, HxWx3 or HxWx4) to ``.nkc`` bytes.
+    """Compress a uint8 image (HxW, HxWx1, HxWx2, HxWx3 or HxWx4) to ``.nkc`` bytes.
 
     Examples
     --------

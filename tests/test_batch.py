@@ -15,7 +15,7 @@ from nkcodec.errors import CorruptStreamError
 from .test_learned import _photo
 
 # sizes that share a padded size (batched together) and sizes that do not, every channel count
-SHAPES = [(40, 56, 3), (33, 60, 3), (64, 64), (20, 30, 4), (40, 56, 1), (70, 90, 3), (48, 48, 3)]
+SHAPES = [(40, 56, 3), (33, 60, 3), (64, 64), (20, 30, 4), (40, 56, 1), (70, 90, 3), (48, 48, 3), (30, 20, 2)]
 
 
 def _images(n=len(SHAPES), seed=0):

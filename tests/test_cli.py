@@ -281,3 +281,40 @@ def test_a_killed_batch_leaves_complete_files_and_a_rerun_finishes(tmp_path):
     assert not list(out.glob(".*.part"))
     for p in sorted(out.glob("*.nkc")):
         assert p.read_bytes() == nkcodec.compress(np.asarray(Image.open(tmp_path / (p.stem + ".png"))))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_decode_gives_back_the_mode_encode_read(tmp_path, capsys, mode):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "in.png"
+    Image.fromarray(rng.integers(0, 256, (24, 40, 4), dtype=np.uint8), "RGBA").convert(mode).save(src)
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.nkc"), "--preset", "rle"]) == 0
+    assert main(["info", str(tmp_path / "x.nkc")]) == 0
+    assert f"mode {mode}" in capsys.readouterr().out
+    assert main(["decode", str(tmp_path / "x.nkc"), "-o", str(tmp_path / "out.png")]) == 0
+    with Image.open(tmp_path / "out.png") as out, Image.open(src) as ref:
+        assert out.mode == mode
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize(
+    "make, said",
+    [
+        (lambda a: Image.fromarray(a[..., 0] > 127), "mode 1 converted to L; few colours"),
+        (lambda a: Image.fromarray(a[..., :3]).quantize(16), "mode P converted to RGB; few colours"),
+        (lambda a: Image.fromarray(a[..., :3]).convert("CMYK"), "mode CMYK converted to RGB"),
+    ],
+)
+def test_converted_modes_are_announced(tmp_path, capsys, make, said):
+    rng = np.random.default_rng(3)
+    src = tmp_path / ("in.tif" if "CMYK" in said else "in.png")
+    make(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)).save(src)
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.nkc"), "--preset", "rle"]) == 0
+    assert said in capsys.readouterr().err
+
+
+def test_16_bit_images_are_refused(tmp_path, capsys):
+    src = tmp_path / "deep.png"
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(src)
+    assert main(["encode", str(src)]) == 1
+    assert "not 8-bit" in capsys.readouterr().err

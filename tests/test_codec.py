@@ -5,7 +5,7 @@ import nkcodec
 
 from .common import check_backwards_compatibility, check_corruption
 
-SHAPES = [(1, 1), (1, 1, 3), (7, 5), (7, 5, 1), (13, 31, 3), (16, 16, 4), (3, 300, 3)]
+SHAPES = [(1, 1), (1, 1, 3), (7, 5), (7, 5, 1), (9, 6, 2), (13, 31, 3), (16, 16, 4), (3, 300, 3)]
 
 
 def _image(shape, seed=0):
