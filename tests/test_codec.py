@@ -42,7 +42,7 @@ def test_codec_object():
     [
         (np.zeros((4, 4, 3), np.float32), "uint8"),
         (np.zeros((4, 4, 3), np.uint16), "uint8"),
-        (np.zeros((4, 4, 2), np.uint8), "shape"),
+        (np.zeros((4, 4, 5), np.uint8), "shape"),
         (np.zeros((4,), np.uint8), "shape"),
         (np.zeros((0, 4, 3), np.uint8), "empty"),
         ([[1, 2]], "numpy"),
