@@ -102,7 +102,7 @@ def test_a_bad_image_raises_its_own_error_in_its_turn():
 
 def test_errors_yield_goes_on():
     images = _images(5)
-    images[1] = np.zeros((3, 3, 2), np.uint8)
+    images[1] = np.zeros((3, 3, 5), np.uint8)
     out = list(nkcodec.compress_many(images, errors="yield", batch_size=2))
     assert isinstance(out[1], ValueError) and "shape" in str(out[1])
     assert [o for i, o in enumerate(out) if i != 1] == [nkcodec.compress(im) for i, im in enumerate(images) if i != 1]
