@@ -453,3 +453,23 @@ def test_ans_section_not_ending_in_a_zero_word_is_corrupt():
 
     with pytest.raises(CorruptStreamError, match="entropy-coded section is invalid"):
         SymbolDecoder(np.array([1, 2, 0], np.uint32).tobytes())
+
+
+# PSNR (dB) at quality 4 on the shipped photos, measured in session 8 with nk64-5x, less 0.5 dB:
+# a broken model, table or decoder falls far below these.
+QUALITY_FLOOR = {
+    "kodim05_half.png": {"default": 26.9, "scalar": 26.9, "paper": 26.7, "cluster": 19.3, "scalar-rle": 26.9},
+    "kodim15_half.png": {"default": 30.3, "scalar": 30.3, "paper": 30.1, "cluster": 25.7, "scalar-rle": 30.3},
+    "kodim23_half.png": {"default": 31.4, "scalar": 31.4, "paper": 30.9, "cluster": 25.1, "scalar-rle": 31.4},
+}
+
+
+@pytest.mark.parametrize("preset", ["default", "scalar", "paper", "cluster", "scalar-rle"])
+def test_quality_floor_on_real_photos(preset):
+    from nkcodec.bench import sample_images
+    from nkcodec.metrics import bpp, psnr
+
+    for name, img in sample_images().items():
+        data = nkcodec.compress(img, 4, preset)
+        assert psnr(img, nkcodec.decompress(data)) >= QUALITY_FLOOR[name][preset], (name, preset)
+        assert bpp(data, img) < (8.0 if preset == "paper" else 2.0)  # not by spending bits without bound (paper: no entropy coder)
