@@ -123,8 +123,13 @@ def depth_to_space(a, r: int = 2):
 
 
 def _check(fx: dict) -> None:
+    """Refuse arrays this build cannot run exactly: another version, or values
+    whose products or sums could reach 2**53 (:func:`bound_check`), checked on load."""
     if int(fx["version"]) != FIXED_VERSION:
         raise ValueError(f"fixed-point version {int(fx['version'])} is not supported by this build")
+    worst = bound_check(fx)
+    if not worst < 53:
+        raise ValueError(f"fixed-point arrays could reach 2**{worst:.1f} in float64, not exact (the limit is 2**53)")
 
 
 def _constants(fx: dict) -> dict:

@@ -318,3 +318,61 @@ def test_16_bit_images_are_refused(tmp_path, capsys):
     Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(src)
     assert main(["encode", str(src)]) == 1
     assert "not 8-bit" in capsys.readouterr().err
+
+
+def test_train_export_fit_context_and_effort(tmp_path, capsys):
+    """The model-making commands end to end on a tiny model: train writes a
+    checkpoint, export a weights file with the given id, fit-context adds
+    context tables that the context preset then codes with; encode --effort 1."""
+    from nkcodec import zoo
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    work = tmp_path / "w"
+    tiny = ["--steps", "2", "--batch", "2", "--crop", "32", "--n", "8", "--m", "12", "--per-quality-prior"]
+    assert main(["train", "--data", str(data), "--workdir", str(work), *tiny]) == 0
+    weights = tmp_path / "tiny.npz"
+    assert main(["export", str(work / "ckpt.npz"), "-o", str(weights), "--model-id", "91"]) == 0
+    assert "exported EMA weights at step 2" in capsys.readouterr().out
+    assert main(["fit-context", str(weights), "--data", str(data), "--contexts", "2"]) == 0
+    m = zoo.LoadedModel(weights)
+    assert m.model_id == 91 and m.context_tables(4).version == 2
+    img = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    assert nkcodec.compress(img, 4, model=str(weights))[:3] == b"NKC"
+    src = data / "0.png"
+    assert main(["encode", str(src), "-o", str(tmp_path / "e.nkc"), "--effort", "1", "--quality", "2"]) == 0
+    assert np.asarray(nkcodec.decompress((tmp_path / "e.nkc").read_bytes())).shape == (72, 80, 3)
+
+
+def test_exit_codes(monkeypatch, capsys):
+    import nkcodec.__main__ as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_info", interrupted)
+    assert main(["info", "x.nkc"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_info", broken)
+    assert main(["info", "x.nkc"]) == 2
+    assert capsys.readouterr().err.strip() == "nkcodec: error: RuntimeError: a bug"
+    with pytest.raises(SystemExit) as usage:  # argparse's own usage errors: status 2
+        main(["encode"])
+    assert usage.value.code == 2
+
+
+def test_eval_ablation_command(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _write_photo(folder / "a.png", 32, 48)
+    assert main(["eval", str(folder), "--ablation", "--json", str(tmp_path / "a.json")]) == 0
+    res = json.loads((tmp_path / "a.json").read_text())
+    assert res["images"] == 1 and res["curves"]["scalar"]["settings"] == list(range(1, 9))
+    assert main(["eval", str(folder), "--ablation", "--published", str(tmp_path / "a.json")]) == 1
+    assert "--published applies" in capsys.readouterr().err

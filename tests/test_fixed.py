@@ -143,3 +143,19 @@ def test_tiled_analysis_matches_one_pass(tmp_path, monkeypatch):
     assert tiled.shape == whole.shape == (10, 13, 12)
     # float32 on different shapes: a rounding may flip, nothing more
     assert np.abs(tiled - whole).max() <= 1 and (tiled != whole).mean() < 0.01
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.MODEL_IDS.values()) - set(zoo.VARIANTS)))
+def test_shipped_fixed_point_arrays_pass_their_bound_checks(name):
+    """The shipped arrays themselves, both versions: exact by their bounds, and a
+    tampered copy (a kernel scaled past the bound) is refused when loaded."""
+    from nkcodec import fixed32
+
+    m = zoo.open_model(name)
+    assert m.fixed is not None and fixed.bound_check(m.fixed) < 53
+    if m.fixed32 is not None:
+        assert fixed32.bound_check(m.fixed32) == ""
+    key = next(k for k in m.fixed if k.endswith("/kernel"))
+    bad = {**m.fixed, key: m.fixed[key] * 2.0**40}
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        fixed.XlaSynthesis(bad)
