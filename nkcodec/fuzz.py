@@ -361,28 +361,39 @@ def run(corpus: list, n: int, seed: int = 0, jobs: int = 1, time_limit: float = 
 
 
 def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optional atheris
+    """libFuzzer through atheris, coverage-guided, the fixtures as its seed corpus
+    and our mutators as its custom mutator; stops at the first failure and
+    writes it to ``crash-*`` as libFuzzer does."""
+    import tempfile
+
     try:
         import atheris
     except ImportError:
         raise ValueError("--engine atheris needs atheris: pip install atheris") from None
+    from . import codec, container, context, entropy, residual, rle, schema
     from .errors import CorruptStreamError, RetiredModelError
 
-    with atheris.instrument_imports(include=["nkcodec"]):
-        from .codec import decompress
-    seeds = [d for _, d in corpus]
+    for module in (codec, container, context, entropy, residual, rle, schema):  # coverage feedback from the decoder
+        for fn in vars(module).values():
+            if callable(fn) and getattr(fn, "__module__", None) == module.__name__ and hasattr(fn, "__code__"):
+                atheris.instrument_func(fn)
 
     def one(data: bytes) -> None:
         try:
-            decompress(reseal(data) if len(data) > 8 else data)
+            codec.decompress(data)
         except (CorruptStreamError, RetiredModelError):
             pass
 
     def mutator(data: bytes, max_size: int, seed: int) -> bytes:
-        rng = np.random.default_rng(seed)
-        return mutate(data if len(data) > 8 else seeds[seed % len(seeds)], rng)[:max_size]
+        out = mutate(data, np.random.default_rng(seed))
+        return out if len(out) <= max_size else reseal(out[: max_size - 4] + b"\0\0\0\0")
 
-    atheris.Setup([sys.argv[0], f"-seed={args.seed}", f"-runs={args.mutations}", f"-timeout={int(args.time_limit)}", f"-rss_limit_mb={args.memory_mb}", *args.libfuzzer], one, custom_mutator=mutator)
-    atheris.Fuzz()
+    with tempfile.TemporaryDirectory() as seeds:
+        for name, data in corpus:
+            Path(seeds, name).write_bytes(data)
+        flags = [f"-seed={args.seed + 1}", f"-runs={args.mutations}", f"-timeout={max(1, round(args.time_limit))}", f"-rss_limit_mb={args.memory_mb}", "-max_len=65536"]
+        atheris.Setup([sys.argv[0], *flags, *args.libfuzzer, seeds], one, custom_mutator=mutator)
+        atheris.Fuzz()
     return 0
 
 
