@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     images = imgs * args.repeat
     pix = sum(im.shape[0] * im.shape[1] for im in images)
     codec = nkcodec.Codec(4)
-    m = codec._impl.model
+    m = codec.impl.model
     res = {"device": batch.device_name(), "cpus": batch.cpu_count(), "images": len(images), "mpix": pix / 1e6}
     res["defaults"] = {"batch_size": batch.default_batch_size(), "lanes": batch.default_lanes(), "workers": batch.default_workers()}
     print(res, flush=True)
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     pix1 = sum(im.shape[0] * im.shape[1] for im in imgs)
     rates["entropy encode, one coder"] = _rate(pix1, lambda: [context.code_latent(ct, y) for y in lat])
     parsed = [unpack_container(s) for s in one]
-    rates["entropy decode, one coder"] = _rate(pix1, lambda: [codec._impl.decode_entropy(h, sec) for h, sec in parsed])
+    rates["entropy decode, one coder"] = _rate(pix1, lambda: [codec.impl.decode_entropy(h, sec) for h, sec in parsed])
     for k, v in rates.items():
         print(f"{k}: {v:.1f} MPix/s", flush=True)
     if not args.quick:

@@ -43,7 +43,7 @@ def one(path: str, what: str, mpix: float, stream: str) -> dict:
 
     img = _image(path, mpix)
     codec = nkcodec.Codec(4)
-    codec._impl.model  # the weights, as every real call needs
+    codec.impl.model  # the weights, as every real call needs
     data = Path(stream).read_bytes() if what == "decode" else b""
     t = time.perf_counter()
     if what == "encode":

@@ -261,15 +261,15 @@ def _encode(codec, source, batch_size, lanes, workers, depth, load, errors):
 
 def _encode_batch(codec, batch: list, pool, load) -> list:
     """Futures of the bytes of ``batch``'s items: the nets run here, the entropy coding in ``pool``."""
-    from .codec import _LatentPreset, check_image
+    from .codec import LatentPreset, check_image
 
-    impl = codec._impl
+    impl = codec.impl
     out = [None] * len(batch)
     groups = {}  # analysis key -> [(index, image, net input)]
     for i, item in enumerate(batch):
         try:
             image = check_image(load(item) if load is not None else item)
-            if not isinstance(impl, _LatentPreset):
+            if not isinstance(impl, LatentPreset):
                 out[i] = pool.submit(codec.encode, image)
                 continue
             rgb = impl.analysis_input(image)
@@ -294,7 +294,7 @@ def _encode_batch(codec, batch: list, pool, load) -> list:
 
 
 def _encode_entropy(codec, image, y) -> bytes:
-    return codec._pack(image, *codec._impl.encode_entropy(image, y))
+    return codec.pack(image, *codec.impl.encode_entropy(image, y))
 
 
 # --- decoding -----------------------------------------------------------------
@@ -316,16 +316,16 @@ def _entropy_stage(data, whole: bool = True):
     """Parse a stream and decode all but its synthesis (a :class:`_Latent`), or,
     for a preset that is not one latent, the whole image (``whole=False``: the
     marker :data:`_WHOLE` instead, so a process worker never runs the nets)."""
-    from .codec import _checked, _decoder, _LatentPreset
+    from .codec import LatentPreset, check_decoded, decoder_for
     from .container import unpack_container
 
     header, sections = unpack_container(data)
-    impl = _decoder(header)
-    if isinstance(impl, _LatentPreset):
+    impl = decoder_for(header)
+    if isinstance(impl, LatentPreset):
         return _Latent(header, *impl.decode_entropy(header, sections))
     if not whole:
         return _WHOLE
-    return _checked(header, impl.decode(header, sections))
+    return check_decoded(header, impl.decode(header, sections))
 
 
 def _worker_init() -> None:
@@ -373,7 +373,7 @@ def _synthesize(staged: list) -> list:
     """Futures of the images of ``staged`` ((stream bytes or None, future of its
     entropy stage) each), synthesized here in device batches of one model and
     padded latent size."""
-    from .codec import _checked, _join_rgb, decompress
+    from .codec import LatentPreset, check_decoded, decompress
     from .zoo import model_for_id
 
     out = [None] * len(staged)
@@ -405,7 +405,7 @@ def _synthesize(staged: list) -> list:
                 continue
             for (i, r), rgb in zip(chunk, rgbs):
                 try:
-                    out[i] = _done(_checked(r.header, _join_rgb(rgb, r.alpha, r.gray)))
+                    out[i] = _done(check_decoded(r.header, LatentPreset.decode_finish(rgb, r.alpha, r.gray)))
                 except Exception as e:
                     out[i] = _done(error=e)
     return out

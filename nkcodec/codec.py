@@ -22,7 +22,7 @@ from .container import MAX_PIXELS, MAX_SIDE, Header, pack_container, unpack_cont
 from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
-__all__ = ["Codec", "compress", "compress_many", "compress_to_size", "decompress", "decompress_many", "PRESETS", "check_image"]
+__all__ = ["Codec", "compress", "compress_many", "compress_to_size", "decompress", "decompress_many", "PRESETS", "check_image", "check_decoded", "decoder_for", "LatentPreset"]
 
 QUALITIES = range(1, 9)
 
@@ -216,7 +216,7 @@ def _image_parts(header: Header, sections: list):
     return alpha, gray, sections
 
 
-class _LatentPreset(_LearnedBase):
+class LatentPreset(_LearnedBase):
     """A learned preset that codes one latent, the analysis of the image's RGB
     (:meth:`analysis_input`), and decodes by the synthesis of that latent,
     with nothing else between.  Its coding splits into the nets and the
@@ -257,10 +257,15 @@ class _LatentPreset(_LearnedBase):
         alpha, gray, sections = _image_parts(header, sections)
         return self._latent(header, sections, self._model_for(header)), alpha, gray
 
+    @staticmethod
+    def decode_finish(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
+        """The image from the synthesis' RGB and what :meth:`decode_entropy` gave."""
+        return _join_rgb(rgb, alpha, gray)
+
     def decode(self, header: Header, sections: list) -> np.ndarray:
         y, alpha, gray = self.decode_entropy(header, sections)
         rgb = self._model_for(header).decode_latent(y, header.quality, (header.height, header.width))
-        return _join_rgb(rgb, alpha, gray)
+        return self.decode_finish(rgb, alpha, gray)
 
 
 def _code_latent(m, y: np.ndarray, quality: int):
@@ -301,7 +306,7 @@ def _latent_hw(header: Header) -> tuple:
     return -(-header.height // 16), -(-header.width // 16)
 
 
-class ScalarPreset(_LatentPreset):
+class ScalarPreset(LatentPreset):
     """Learned codec: analysis net, scalar rounding, per-channel ANS coding with the
     model's integer frequency tables (escapes for out-of-table values), synthesis net."""
 
@@ -319,7 +324,7 @@ class ScalarPreset(_LatentPreset):
         return y.reshape(h, w, -1)
 
 
-class ContextPreset(_LatentPreset):
+class ContextPreset(LatentPreset):
     """Learned codec, the default: as ``scalar``, but each latent channel is coded
     with tables chosen by, and around a mean predicted from, the channels coded
     before it and (version 2) its decoded spatial neighbours
@@ -436,7 +441,7 @@ class NearLosslessPreset(_LearnedBase):
 _RUN_CAP = 64  # run lengths 1..63 get a symbol each; 64 means "64 or more" (+ varint)
 
 
-class ScalarRlePreset(_LatentPreset):
+class ScalarRlePreset(LatentPreset):
     """Ablation: NK-RLE (key = run**2) over the channel-major latent, then ANS coding of
     the run values and run lengths with integer tables carried in the stream."""
 
@@ -481,7 +486,7 @@ class ScalarRlePreset(_LatentPreset):
         return np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
 
 
-class ClusterPreset(_LatentPreset):
+class ClusterPreset(LatentPreset):
     """Ablation: "cluster-based reconstruction".  The latent vectors (one per 16x16
     block) are clustered with FAISS k-means (k = 2**(quality+3)); the integer
     centroids are ANS-coded with the model's tables and the labels with an in-stream
@@ -519,7 +524,7 @@ class ClusterPreset(_LatentPreset):
         return cent[labels].reshape(h, w, -1)
 
 
-class PaperPreset(_LatentPreset):
+class PaperPreset(LatentPreset):
     """The paper as written: palette (k-means) -> autoencoder -> NK-RLE (key = run**2)
     over the channel-major latent, pairs written as varints, no entropy coder."""
 
@@ -626,6 +631,12 @@ class Codec:
         self.options = dict(options)
 
     @property
+    def impl(self):
+        """The preset object that does the coding (a :class:`LatentPreset` for the
+        learned presets that code one latent, which the batched pipeline splits)."""
+        return self._impl
+
+    @property
     def codec_id(self) -> str:
         return f"nkcodec.{self.preset}"
 
@@ -645,10 +656,10 @@ class Codec:
     def encode(self, image) -> bytes:
         """Compress a uint8 image to ``.nkc`` bytes."""
         image = check_image(image)
-        return self._pack(image, *self._impl.encode(image))
+        return self.pack(image, *self._impl.encode(image))
 
-    def _pack(self, image: np.ndarray, params: dict, sections: list) -> bytes:
-        """The ``.nkc`` bytes of a checked ``image`` coded as (params, sections)."""
+    def pack(self, image: np.ndarray, params: dict, sections: list) -> bytes:
+        """The ``.nkc`` bytes of a checked ``image`` coded as (params, sections) by this codec's preset."""
         header = Header(
             height=image.shape[0],
             width=image.shape[1],
@@ -701,17 +712,17 @@ def decompress(data) -> np.ndarray:
         The stream is malformed in any way.
     """
     header, sections = unpack_container(data)
-    return _checked(header, _decoder(header).decode(header, sections))
+    return check_decoded(header, decoder_for(header).decode(header, sections))
 
 
-def _checked(header: Header, image: np.ndarray) -> np.ndarray:
+def check_decoded(header: Header, image: np.ndarray) -> np.ndarray:
     """A preset's decoded image, checked against the header and in the stream's shape."""
     if image.shape[:2] != (header.height, header.width) or image.shape[-1] != header.channels:
         raise CorruptStreamError(f"decoded shape {image.shape} disagrees with the header")
     return image.reshape(header.shape)
 
 
-def _decoder(header: Header):
+def decoder_for(header: Header):
     """The preset that decodes ``header``'s stream, its parameters checked (:mod:`nkcodec.schema`)."""
     from .schema import validate
 
