@@ -622,13 +622,19 @@ class Codec:
     def __init__(self, quality: int = 4, preset: str = "default", **options):
         if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or quality not in QUALITIES:
             raise ValueError(f"quality must be an integer in 1..8, got {quality!r}")
+        import inspect
+
         self.quality = int(quality)
         self.preset = _resolve(preset)
-        try:
-            self._impl = PRESETS[self.preset](self.quality, **options)
+        # NumPy scalars as plain Python values, so that get_config() is JSON
+        options = {k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()}
+        cls = PRESETS[self.preset]
+        try:  # an option the preset does not take; a TypeError from inside the preset is its own
+            inspect.signature(cls).bind(self.quality, **options)
         except TypeError as e:
             raise ValueError(f"bad option for preset {self.preset!r}: {e}") from None
-        self.options = dict(options)
+        self._impl = cls(self.quality, **options)
+        self.options = options
 
     @property
     def impl(self):

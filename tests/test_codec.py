@@ -106,3 +106,14 @@ def test_config_round_trip():
     assert c2.encode(img) == c.encode(img)
     with pytest.raises(ValueError):
         nkcodec.Codec.from_config({"id": "zlib"})
+
+
+def test_numpy_options_give_a_json_config_and_preset_errors_stay_their_own():
+    import json
+
+    c = nkcodec.Codec(np.int64(3), "palette", k=np.int64(12))
+    assert json.loads(json.dumps(c.get_config())) == {"id": "nkcodec.palette", "quality": 3, "k": 12}
+    with pytest.raises(ValueError, match="bad option for preset 'rle'"):
+        nkcodec.Codec(3, "rle", k=3)
+    with pytest.raises(ValueError, match="palette size k"):  # the preset's own check, not "bad option"
+        nkcodec.Codec(3, "palette", k="many")

@@ -1,0 +1,80 @@
+"""A Pillow plugin: after ``import nkcodec.pillow``, ``Image.open("x.nkc")``
+decodes and ``im.save("x.nkc", quality=4)`` encodes (``preset=`` and the
+preset's options as further keywords).  ``.nkc`` is registered as the
+extension of format ``NKC``, MIME type ``image/x-nkc``.  Pillow has no hook
+that loads plugins by itself, hence the import.
+
+Modes: L, LA, RGB and RGBA are coded as they are; 1 and P are saved as L or
+RGB(A) after Pillow's own conversion.
+
+Examples
+--------
+>>> import io, numpy as np
+>>> from PIL import Image
+>>> import nkcodec.pillow
+>>> buf = io.BytesIO()
+>>> Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(buf, format="NKC", preset="rle")
+>>> im = Image.open(io.BytesIO(buf.getvalue()))
+>>> im.format, im.mode, im.size
+('NKC', 'RGB', (6, 4))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFile
+
+__all__ = ["NkcImageFile", "FORMAT", "MIME"]
+
+FORMAT, MIME = "NKC", "image/x-nkc"
+_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_OPTIONS = ("effort", "max_error", "base", "k", "model", "variant")  # the presets' options
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:4] == b"NKC\x01"
+
+
+class NkcImageFile(ImageFile.ImageFile):
+    """An ``.nkc`` stream opened by Pillow: the header is read at open, the
+    pixels are decoded by nkcodec on ``load()``."""
+
+    format = FORMAT
+    format_description = "nkcodec learned image"
+
+    def _open(self) -> None:
+        from .container import unpack_container
+
+        self._data = self.fp.read()
+        header, _ = unpack_container(self._data)  # CorruptStreamError (a ValueError) for a bad stream
+        self._size = (header.width, header.height)
+        self._mode = _MODES[header.channels]
+        self.info["nkcodec"] = {"preset": header.preset, "quality": header.quality, "model_id": header.model_id}
+        self.tile = []  # no Pillow decoder: load() below decodes
+
+    def load(self):
+        if getattr(self, "_data", None) is not None:
+            from .codec import decompress
+
+            pixels = decompress(self._data)
+            self._data = None
+            self.im = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels, self.mode).im
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp, filename) -> None:
+    from .codec import compress
+
+    info = dict(im.encoderinfo)
+    quality, preset = info.pop("quality", 4), info.pop("preset", "default")
+    options = {k: v for k, v in info.items() if k in _OPTIONS}  # Pillow adds keys of its own to encoderinfo
+    if im.mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGBA" if "transparency" in im.info or im.mode in ("PA", "RGBa", "La") else "L" if im.mode == "1" else "RGB")
+    data = compress(np.asarray(im), quality, preset, **options)
+    fp.write(data)
+
+
+Image.register_open(FORMAT, NkcImageFile, _accept)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, ".nkc")
+Image.register_mime(FORMAT, MIME)
