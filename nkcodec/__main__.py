@@ -176,6 +176,33 @@ def _pipeline_options(args) -> dict:
     return options
 
 
+class _Written(str):
+    """The line a cluster worker returns for a file it has written."""
+
+    @property
+    def line(self) -> str:
+        return str(self)
+
+
+def _on_cluster(args, mode: str, pairs: list, config: dict):
+    """Code ``pairs`` on the dask cluster of ``--scheduler`` (:mod:`nkcodec.dask`):
+    each result is the worker's line, or an NkcodecError with its error."""
+    from .dask import client_for, code_files
+    from .errors import NkcodecError
+
+    if getattr(args, "max_bytes", None) is not None:
+        raise ValueError("--max-bytes is not supported with --scheduler")
+    client = client_for(args.scheduler)
+    try:
+        for _, line, error in code_files(client, mode, pairs, config):
+            yield _Written(line) if error is None else NkcodecError(error)
+    finally:
+        cluster = client.cluster if args.scheduler.startswith("local:") else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def _encode(args) -> int:
     import numpy as np
 
@@ -211,9 +238,13 @@ def _encode(args) -> int:
         codec = nkcodec.Codec(quality, args.preset, **options)  # one codec: the nets compile once
 
         def run(pairs):
+            if args.scheduler:
+                return _on_cluster(args, "encode", pairs, codec.get_config())
             return codec.encode_many(pairs, load=load, **_pipeline_options(args))
 
     def finish(src, out, data):
+        if isinstance(data, _Written):  # a cluster worker wrote it
+            return data.line
         _write_atomic(out, lambda tmp: tmp.write_bytes(data))
         shape = shapes.pop(src)
         pixels, raw = shape[0] * shape[1], int(np.prod(shape))
@@ -226,9 +257,13 @@ def _decode(args) -> int:
     import nkcodec
 
     def run(pairs):
+        if args.scheduler:
+            return _on_cluster(args, "decode", pairs, nkcodec.Codec().get_config())
         return nkcodec.decompress_many(pairs, load=lambda pair: Path(pair[0]).read_bytes(), **_pipeline_options(args))
 
     def finish(src, out, image):
+        if isinstance(image, _Written):
+            return image.line
         _write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
@@ -410,6 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
     e.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
     e.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    e.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
@@ -419,6 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
     d.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
     d.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    d.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
     d.set_defaults(func=_decode)
 
     z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")
