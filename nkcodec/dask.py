@@ -30,6 +30,27 @@ _CODECS = {}
 _LOCK = threading.Lock()
 
 
+def _malloc_for_large_buffers() -> None:
+    """Undo what distributed's nanny does to glibc's malloc in its workers.
+
+    It sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches off glibc's
+    dynamic mmap threshold: every large NumPy or XLA buffer then becomes a
+    fresh ``mmap`` and pays its page faults again, and nkcodec ran 50% slower
+    in a worker than outside one (8 Kodak images, one at a time: 1.16 s
+    against 0.76 s; with this, 0.76 s).  Large buffers stay in the heap up
+    to 64 MiB, and up to 256 MiB of free heap is kept.  glibc only; elsewhere
+    nothing is changed."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def worker_codec(config: dict):
     """This process's :class:`~nkcodec.Codec` for ``config`` (``Codec.get_config()``), made once."""
     from .codec import Codec
@@ -37,6 +58,8 @@ def worker_codec(config: dict):
     key = json.dumps(config, sort_keys=True)
     with _LOCK:
         if key not in _CODECS:
+            if not _CODECS:
+                _malloc_for_large_buffers()
             _CODECS[key] = Codec.from_config(config)
         return _CODECS[key]
 
@@ -78,7 +101,7 @@ def client_for(address: str):
     return Client(address)
 
 
-def code_files(client, mode: str, pairs: list, config: dict, files_per_task: int = 4):
+def code_files(client, mode: str, pairs: list, config: dict, files_per_task: int = 16):
     """Encode (``mode="encode"``) or decode each (input, output) of ``pairs`` on
     ``client``'s cluster with the codec of ``config``; yields
     (input, output line or None, error or None) in input order."""
