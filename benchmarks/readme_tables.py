@@ -1,7 +1,7 @@
-"""Print the README's measured tables (Markdown) from the committed result files.
+"""Print the measured tables of docs/results.md (Markdown) from the committed result files.
 
 Run after ``eval``, ``eval --ablation``, ``eval --lossless`` and ``bench`` have rewritten the JSON
-files in ``benchmarks/results/``; paste the output into README.md::
+files in ``benchmarks/results/``; paste the output into docs/results.md::
 
     python benchmarks/readme_tables.py [rd|effort|ablation|lossless|bench|bench-kodak|exact ...]
 
