@@ -45,7 +45,7 @@ def main() -> None:
         graphdef, state = nnx.split(model)
         analysis = jax.jit(lambda s, x: jnp.round(nnx.merge(graphdef, s).encode_latent(x, q)).astype(jnp.int32))
         t_ana = _median_seconds(lambda: analysis(state, x).block_until_ready())
-        synthesis = fixed.XlaSynthesis(fixed.quantize(zoo._param_dict(model), "gdn", layers=4))
+        synthesis = fixed.XlaSynthesis(fixed.quantize(zoo.param_dict(model), "gdn", layers=4))
         y = np.random.default_rng(1).integers(-3, 4, (h // 16, w // 16, m)).astype(np.int32)
         t_syn = _median_seconds(lambda: synthesis(y, 4))
         print(f"N={n} M={m} analysis {k}x{k}: analysis {mpix / t_ana:.1f} MPix/s, exact synthesis {mpix / t_syn:.1f} MPix/s", flush=True)

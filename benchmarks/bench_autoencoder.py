@@ -6,7 +6,7 @@ import nkcodec
 from nkcodec import metrics, zoo
 
 
-def _image(h=512, w=768, seed=0):
+def photo_like(h=512, w=768, seed=0):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
     base = np.stack([x * 0.3, y * 0.4, (x + y) * 0.15], -1) + rng.normal(0, 10, (h, w, 3))
@@ -18,7 +18,7 @@ class Autoencoder:
     param_names = ["quality"]
 
     def setup(self, q):
-        self.img = _image()
+        self.img = photo_like()
         self.m = zoo.load_model()
         self.y = self.m.encode_latent(self.img, q)  # compile
         self.m.decode_latent(self.y, q, self.img.shape[:2])
@@ -57,7 +57,7 @@ class ExactSynthesis:
     param_names = ["arithmetic"]
 
     def setup(self, arithmetic):
-        self.img = _image()
+        self.img = photo_like()
         name = {"float32-exact": "nk64-5x", "float64-exact": "nk64-5", "float32": "nk64-5x"}[arithmetic]
         self.m = zoo.load_model(name)
         self.y = self.m.encode_latent(self.img, 4)

@@ -3,7 +3,7 @@ one image at a time with the same codec, over eight Kodak-sized images."""
 
 import nkcodec
 
-from .bench_autoencoder import _image
+from .bench_autoencoder import photo_like
 
 N = 8
 
@@ -13,7 +13,7 @@ class Batched:
     param_names = ["mode"]
 
     def setup(self, mode):
-        self.images = [_image(seed=i) if i % 2 else _image(768, 512, seed=i) for i in range(N)]
+        self.images = [photo_like(seed=i) if i % 2 else photo_like(768, 512, seed=i) for i in range(N)]
         self.codec = nkcodec.Codec(4)
         self.streams = [self.codec.encode(im) for im in self.images]  # compiles both sizes
         list(self.codec.decode_many(self.streams))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     import nkcodec
-    from nkcodec.__main__ import read_image
+    from nkcodec.imageio import read_image
     from nkcodec.dask import client_for, code_files
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     import nkcodec
     from nkcodec import batch, context
-    from nkcodec.bench import _folder_images, sample_images
+    from nkcodec.imageio import folder_images, sample_images
     from nkcodec.container import unpack_container
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
 
-    imgs = [im for im in (_folder_images(args.images) if args.images else sample_images()).values() if im.ndim == 3 and im.shape[2] == 3]
+    imgs = [im for im in (folder_images(args.images) if args.images else sample_images()).values() if im.ndim == 3 and im.shape[2] == 3]
     images = imgs * args.repeat
     pix = sum(im.shape[0] * im.shape[1] for im in images)
     codec = nkcodec.Codec(4)

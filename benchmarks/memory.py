@@ -23,7 +23,7 @@ import time
 def _image(path: str, mpix: float):
     import numpy as np
 
-    from nkcodec.__main__ import read_image
+    from nkcodec.imageio import read_image
 
     src = read_image(path)
     h = int((mpix * 1e6 * 2 / 3) ** 0.5)

@@ -36,7 +36,7 @@ __all__ = [
 
 _SUBMODULES = {
     "rle", "metrics", "container", "codec", "kmeans", "model", "train", "entropy", "bench", "evaluate",
-    "zoo", "context", "fixed", "residual", "config", "batch", "schema", "fuzz",
+    "zoo", "modelfile", "context", "context_fit", "fixed", "residual", "config", "batch", "schema", "fuzz", "imageio",
 }  # fmt: skip
 _FROM_CODEC = {"compress", "decompress", "compress_to_size", "compress_many", "decompress_many", "Codec", "PRESETS"}
 

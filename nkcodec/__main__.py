@@ -11,45 +11,7 @@ from pathlib import Path
 
 __all__ = ["main", "read_image", "write_image"]
 
-
-def read_image(path, on_convert=None):
-    """Read an 8-bit image file as a uint8 array: HxW (L), HxWx2 (LA), HxWx3 (RGB)
-    or HxWx4 (RGBA), the mode it has.  Other modes are converted: 1 to L, P to
-    RGB (RGBA when it has transparency), PA to RGBA, CMYK, YCbCr, LAB and HSV
-    to RGB; ``on_convert(message)`` is told.  16-bit and float images raise
-    ValueError."""
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:
-        mode, target = im.mode, None
-        if mode in ("L", "LA", "RGB", "RGBA"):
-            pass
-        elif mode == "1":
-            target = "L"
-        elif mode == "PA" or (mode == "P" and "transparency" in im.info):
-            target = "RGBA"
-        elif mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
-            target = "RGB"
-        else:
-            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, LA, RGB and RGBA")
-        if target:
-            im = im.convert(target)
-            if on_convert:
-                hint = "; few colours: --preset palette or rle may be far smaller" if mode in ("1", "P", "PA") else ""
-                on_convert(f"{path}: mode {mode} converted to {target}{hint}")
-        return np.asarray(im, dtype=np.uint8).copy()
-
-
-MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode read and written
-
-
-def write_image(path, image, format=None) -> None:
-    """Write a uint8 image (HxW, HxWx1 as L, HxWx2 as LA, HxWx3 as RGB, HxWx4
-    as RGBA) with Pillow (``format``: by the file's extension unless given)."""
-    from PIL import Image
-
-    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
+from .imageio import MODES, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
 
 
 def _outputs(inputs: list, output, suffix: str) -> list:
@@ -75,26 +37,6 @@ def _outputs(inputs: list, output, suffix: str) -> list:
             raise ValueError(f"{i}: output would overwrite the input")
         seen[key] = i
     return outs
-
-
-def _write_atomic(path: Path, write) -> None:
-    """``write(temporary path)``, then rename it to ``path``: a crash or Ctrl-C
-    never leaves a half-written ``path`` (a killed process may leave its hidden
-    temporary file, which the next write of ``path`` removes)."""
-    import glob
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # left by a killed run
-        stale.unlink(missing_ok=True)
 
 
 def _check_counts(args) -> None:
@@ -245,7 +187,7 @@ def _encode(args) -> int:
     def finish(src, out, data):
         if isinstance(data, _Written):  # a cluster worker wrote it
             return data.line
-        _write_atomic(out, lambda tmp: tmp.write_bytes(data))
+        write_atomic(out, lambda tmp: tmp.write_bytes(data))
         shape = shapes.pop(src)
         pixels, raw = shape[0] * shape[1], int(np.prod(shape))
         return f"{out}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp, ratio {raw / len(data):.3f}"
@@ -264,7 +206,7 @@ def _decode(args) -> int:
     def finish(src, out, image):
         if isinstance(image, _Written):
             return image.line
-        _write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
+        write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
     return _each(args, ".png", run, finish)
@@ -403,7 +345,8 @@ def _export(args) -> int:
 
 
 def _fit_context(args) -> int:
-    from .context import LATEST, NUM_CONTEXTS, add_to_weights, fit
+    from .context import LATEST, NUM_CONTEXTS
+    from .context_fit import add_to_weights, fit
     from .train import load_images
     from .zoo import LoadedModel
 
@@ -427,9 +370,9 @@ def _fit_exact(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .codec import PRESETS, _ALIASES
+    from .codec import PRESETS, ALIASES
 
-    presets = sorted(set(PRESETS) | set(_ALIASES))
+    presets = sorted(set(PRESETS) | set(ALIASES))
     p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
     sub = p.add_subparsers(dest="cmd", required=True)
 

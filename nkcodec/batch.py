@@ -6,7 +6,7 @@ synthesis, XLA on JAX's default device) and the entropy coding (Numba kernels
 and the ANS coder, one CPU thread).  One image at a time, they take turns and
 the device or the CPU waits.  Here:
 
-* the calling thread runs the nets on device batches: up to ``batch_size``
+* ``lanes`` threads run the nets on device batches: up to ``batch_size``
   images of the same padded size at once;
 * meanwhile a pool of ``workers`` runs the entropy coding of the images before
   them: threads, or processes for decoding on an accelerator (the context
@@ -23,6 +23,9 @@ the device or the CPU waits.  Here:
 
 Presets whose coding is not one latent (``rle``, ``palette``,
 ``near-lossless``) are coded whole in the pool, in threads.
+
+This module is the engine (:func:`encode_pipeline`, :func:`decode_pipeline`)
+and knows nothing of the codec: :mod:`nkcodec.codec` hands it the stages.
 
 Examples
 --------
@@ -42,7 +45,7 @@ from itertools import islice
 
 import numpy as np
 
-__all__ = ["encode_many", "decode_many", "default_batch_size", "default_lanes", "default_workers", "device_name", "cpu_count"]
+__all__ = ["encode_pipeline", "decode_pipeline", "check_options", "done", "chunks", "OPTIONS_DOC", "default_batch_size", "default_lanes", "default_workers", "device_name", "cpu_count"]
 
 ERRORS = ("raise", "yield")
 POOLS = ("auto", "thread", "process")
@@ -111,7 +114,7 @@ def _check_options(batch_size, lanes, workers, depth, errors):
     return batch_size, lanes, workers, depth
 
 
-_OPTIONS_DOC = """
+OPTIONS_DOC = """
     batch_size : int
         Images per device batch (default :func:`default_batch_size`).
     lanes : int
@@ -132,52 +135,8 @@ _OPTIONS_DOC = """
         its place and coding goes on."""
 
 
-def encode_many(codec, images, *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise"):
-    batch_size, lanes, workers, depth = _check_options(batch_size, lanes, workers, depth, errors)
-    return _encode(codec, iter(images), batch_size, lanes, workers, depth, load, errors)
-
-
-encode_many.__doc__ = (
-    """Compress ``images`` with ``codec`` (a :class:`~nkcodec.Codec`): an iterator
-    of ``.nkc`` bytes in input order, each equal to ``codec.encode(image)``.
-
-    Parameters
-    ----------
-    images : iterable
-        uint8 images (any iterable, endless ones included), or what ``load``
-        turns into one."""
-    + _OPTIONS_DOC
-)
-
-
-def decode_many(streams, *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", pool="auto"):
-    batch_size, lanes, workers, depth = _check_options(batch_size, lanes, workers, depth, errors)
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    if pool == "auto":
-        pool = "process" if workers > 1 and _backend() != "cpu" else "thread"
-    return _decode(iter(streams), batch_size, lanes, workers, depth, load, errors, pool)
-
-
-decode_many.__doc__ = (
-    """Decompress ``.nkc`` ``streams`` (bytes; presets, models and sizes may mix):
-    an iterator of uint8 images in input order, each equal to
-    ``nkcodec.decompress(stream)``.
-
-    Parameters
-    ----------
-    streams : iterable
-        ``.nkc`` bytes, or what ``load`` turns into them."""
-    + _OPTIONS_DOC
-    + """
-    pool : {"auto", "thread", "process"}
-        What the entropy decoders run in.  ``"auto"``: threads on the CPU
-        backend, processes on an accelerator, where the entropy decoding is
-        the limit and threads would share one GIL."""
-)
-
-
-def _done(value=None, error=None) -> Future:
+def done(value=None, error=None) -> Future:
+    """A finished future: ``value``, or ``error`` raised by its ``result()``."""
     f = Future()
     if error is not None:
         f.set_exception(error)
@@ -196,7 +155,7 @@ def _outcome(batch: Future, k: int, errors: str):
         raise
 
 
-def _chunks(items: list, batch_size: int):
+def chunks(items: list, batch_size: int):
     """``items`` in device batches of at most ``batch_size``, sizes powers of two
     (so a shape compiles for a few batch sizes only)."""
     i = 0
@@ -241,91 +200,74 @@ def _guarded(fn, n: int):
         try:
             return fn(*args)
         except Exception as e:
-            return [_done(error=e)] * n
+            return [done(error=e)] * n
 
     return run
 
 
-# --- encoding -----------------------------------------------------------------
+def check_options(batch_size, lanes, workers, depth, errors, pool=None):
+    """The pipeline's options with their defaults filled in:
+    (batch_size, lanes, workers, depth, pool); ValueError for a bad one."""
+    batch_size, lanes, workers, depth = _check_options(batch_size, lanes, workers, depth, errors)
+    if pool is not None:
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if pool == "auto":
+            pool = "process" if workers > 1 and _backend() != "cpu" else "thread"
+    return batch_size, lanes, workers, depth, pool
 
 
-def _encode(codec, source, batch_size, lanes, workers, depth, load, errors):
-    nets = ThreadPoolExecutor(lanes, thread_name_prefix="nkcodec-nets")
+def encode_pipeline(items, nets, *, batch_size, lanes, workers, depth, errors):
+    """Run ``nets(batch, pool)`` on ``lanes`` threads, one batch of up to
+    ``batch_size`` items at a time; it returns a future per item (the entropy
+    work it submitted to ``pool``, ``workers`` threads).  Yields the items'
+    results in input order, at most ``depth`` items in flight."""
+    nets_pool = ThreadPoolExecutor(lanes, thread_name_prefix="nkcodec-nets")
     pool = ThreadPoolExecutor(workers, thread_name_prefix="nkcodec-entropy")
 
     def start(batch):
-        return nets.submit(_guarded(_encode_batch, len(batch)), codec, batch, pool, load)
+        return nets_pool.submit(_guarded(nets, len(batch)), batch, pool)
 
-    return _run(source, batch_size, depth, start, errors, [nets, pool])
+    return _run(iter(items), batch_size, depth, start, errors, [nets_pool, pool])
 
 
-def _encode_batch(codec, batch: list, pool, load) -> list:
-    """Futures of the bytes of ``batch``'s items: the nets run here, the entropy coding in ``pool``."""
-    from .codec import LatentPreset, check_image
+def decode_pipeline(items, entropy, synthesize, *, batch_size, lanes, workers, depth, errors, pool, load=None):
+    """Run ``entropy(item)`` for every item in a pool of ``workers`` threads or
+    processes (``pool``: a process pool gets ``entropy(bytes(item), False)``,
+    so ``entropy`` must be a module-level function), then
+    ``synthesize([(item, future), ...])`` on ``lanes`` threads, a batch at a
+    time; it returns a future per item.  Yields the results in input order.
+    ``load(item)`` runs first (in the pool; on the calling thread for a
+    process pool), and its errors are the item's."""
+    nets_pool = ThreadPoolExecutor(lanes, thread_name_prefix="nkcodec-nets")
+    if pool == "process":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    impl = codec.impl
-    out = [None] * len(batch)
-    groups = {}  # analysis key -> [(index, image, net input)]
-    for i, item in enumerate(batch):
+        # spawn: forking a process that runs XLA's threads is unsafe
+        workers_pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+    else:
+        workers_pool = ThreadPoolExecutor(workers, thread_name_prefix="nkcodec-entropy")
+
+    def loaded_entropy(item):
+        data = load(item) if load is not None else item
+        return data, entropy(data)
+
+    def submit(item):
         try:
-            image = check_image(load(item) if load is not None else item)
-            if not isinstance(impl, LatentPreset):
-                out[i] = pool.submit(codec.encode, image)
-                continue
-            rgb = impl.analysis_input(image)
-            key = impl.model.analysis_key(rgb.shape) if impl.batched_analysis else None
-            groups.setdefault(key, []).append((i, image, rgb))
+            if pool == "process":  # the item crosses to the process as bytes
+                data = bytes(load(item) if load is not None else item)
+                return data, workers_pool.submit(entropy, data, False)
+            f = workers_pool.submit(loaded_entropy, item)
+            return None, f
         except Exception as e:
-            out[i] = _done(error=e)
-    for key, members in groups.items():
-        for chunk in _chunks(members, 1 if key is None else len(members)):
-            try:
-                if key is None:
-                    ys = [impl.analyse(chunk[0][1])]
-                else:
-                    ys = impl.model.encode_latents([rgb for _, _, rgb in chunk], impl.quality)
-            except Exception as e:
-                for i, _, _ in chunk:
-                    out[i] = _done(error=e)
-                continue
-            for (i, image, _), y in zip(chunk, ys):
-                out[i] = pool.submit(_encode_entropy, codec, image, y)
-    return out
+            return None, done(error=e)
 
+    def start(batch):
+        staged = [submit(item) for item in batch]  # the entropy stages start now, the synthesis when they end
+        return nets_pool.submit(_guarded(synthesize, len(batch)), staged)
 
-def _encode_entropy(codec, image, y) -> bytes:
-    return codec.pack(image, *codec.impl.encode_entropy(image, y))
-
-
-# --- decoding -----------------------------------------------------------------
-
-
-class _Latent:
-    """What the entropy stage hands to the synthesis: a stream's header, latent and image parts."""
-
-    __slots__ = ("header", "y", "alpha", "gray")
-
-    def __init__(self, header, y, alpha, gray):
-        self.header, self.y, self.alpha, self.gray = header, y, alpha, gray
-
-
-_WHOLE = "whole"  # a process worker's answer for a preset it leaves to the calling process
-
-
-def _entropy_stage(data, whole: bool = True):
-    """Parse a stream and decode all but its synthesis (a :class:`_Latent`), or,
-    for a preset that is not one latent, the whole image (``whole=False``: the
-    marker :data:`_WHOLE` instead, so a process worker never runs the nets)."""
-    from .codec import LatentPreset, check_decoded, decoder_for
-    from .container import unpack_container
-
-    header, sections = unpack_container(data)
-    impl = decoder_for(header)
-    if isinstance(impl, LatentPreset):
-        return _Latent(header, *impl.decode_entropy(header, sections))
-    if not whole:
-        return _WHOLE
-    return check_decoded(header, impl.decode(header, sections))
+    return _run(iter(items), batch_size, depth, start, errors, [nets_pool, workers_pool])
 
 
 def _worker_init() -> None:
@@ -335,77 +277,3 @@ def _worker_init() -> None:
 
     os.environ["JAX_PLATFORMS"] = "cpu"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _decode(source, batch_size, lanes, workers, depth, load, errors, pool_kind):
-    nets = ThreadPoolExecutor(lanes, thread_name_prefix="nkcodec-nets")
-    if pool_kind == "process":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: forking a process that runs XLA's threads is unsafe
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
-    else:
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="nkcodec-entropy")
-    process = pool_kind == "process"
-
-    def submit(item):
-        try:
-            if process:  # the item crosses to the process as bytes
-                data = bytes(load(item) if load is not None else item)
-                return data, pool.submit(_entropy_stage, data, False)
-            return None, pool.submit(_load_entropy_stage, item, load)
-        except Exception as e:
-            return None, _done(error=e)
-
-    def start(batch):
-        staged = [submit(item) for item in batch]  # the entropy stages start now, the synthesis when they end
-        return nets.submit(_guarded(_synthesize, len(batch)), staged)
-
-    return _run(source, batch_size, depth, start, errors, [nets, pool])
-
-
-def _load_entropy_stage(item, load):
-    return _entropy_stage(load(item) if load is not None else item)
-
-
-def _synthesize(staged: list) -> list:
-    """Futures of the images of ``staged`` ((stream bytes or None, future of its
-    entropy stage) each), synthesized here in device batches of one model and
-    padded latent size."""
-    from .codec import LatentPreset, check_decoded, decompress
-    from .zoo import model_for_id
-
-    out = [None] * len(staged)
-    groups = {}  # (model id, synthesis key) -> [(index, _Latent)]
-    for i, (data, f) in enumerate(staged):
-        try:
-            r = f.result()
-            if isinstance(r, str) and r == _WHOLE:  # (a copy: it crossed from a process)
-                out[i] = _done(decompress(data))
-            elif isinstance(r, np.ndarray):
-                out[i] = f
-            else:
-                m = model_for_id(r.header.model_id)
-                groups.setdefault((r.header.model_id, m.synthesis_key(r.y.shape)), []).append((i, r))
-        except Exception as e:
-            out[i] = _done(error=e)
-    for (model_id, key), members in groups.items():
-        m = model_for_id(model_id)
-        for chunk in _chunks(members, 1 if key is None else len(members)):
-            try:
-                hs = [r.header for _, r in chunk]
-                if key is None:
-                    rgbs = [m.decode_latent(chunk[0][1].y, hs[0].quality, (hs[0].height, hs[0].width))]
-                else:
-                    rgbs = m.decode_latents([r.y for _, r in chunk], [h.quality for h in hs], [(h.height, h.width) for h in hs])
-            except Exception as e:
-                for i, _ in chunk:
-                    out[i] = _done(error=e)
-                continue
-            for (i, r), rgb in zip(chunk, rgbs):
-                try:
-                    out[i] = _done(check_decoded(r.header, LatentPreset.decode_finish(rgb, r.alpha, r.gray)))
-                except Exception as e:
-                    out[i] = _done(error=e)
-    return out

@@ -12,12 +12,11 @@ import os
 import platform
 import statistics
 import time
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from . import rle
+from .imageio import folder_images, pillow_codec, sample_images
 
 __all__ = ["measure", "synthetic_stream", "sample_images", "run_bench"]
 
@@ -57,23 +56,6 @@ def synthetic_stream(n: int = 10_000_000, seed: int = 0, dtype=np.int16) -> np.n
     if out.size < n:  # pragma: no cover - pairs is generous
         raise RuntimeError("synthetic stream too short")
     return out
-
-
-def sample_images() -> dict:
-    """The small images shipped in ``nkcodec/samples`` as {name: uint8 array}."""
-    from .__main__ import read_image
-
-    folder = resources.files("nkcodec") / "samples"
-    return {p.name: read_image(p) for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".png")}
-
-
-def _folder_images(folder) -> dict:
-    from .__main__ import read_image
-
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-    if not paths:
-        raise ValueError(f"no images in {folder}")
-    return {p.name: read_image(p) for p in paths}
 
 
 def _row(stage, seconds, items, unit, peer=None, peer_seconds=None, **extra):
@@ -244,7 +226,6 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     from . import context, zoo
     from .batch import cpu_count, default_batch_size, default_lanes, default_workers
     from .codec import Codec, decompress
-    from .evaluate import _pillow_codec
 
     rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
     pix = sum(im.shape[0] * im.shape[1] for im in rgb.values())
@@ -299,7 +280,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
         t["decode.float64"] = measure(run(lambda k: decompress(streams64[k])), repeats=repeats)
     peers = {}
     for name, fmt, q in (("webp", "WEBP", 75), ("jpeg", "JPEG", 75)):
-        enc, dec = _pillow_codec(fmt, q)
+        enc, dec = pillow_codec(fmt, q)
         data = {k: enc(im) for k, im in rgb.items()}
         peers[name] = (measure(run(lambda k: enc(rgb[k])), repeats=repeats), measure(run(lambda k: dec(data[k])), repeats=repeats))
         peers[name + ".batched"] = tuple(measure(run_threads(f), repeats=repeats) / 2 for f in (lambda k: enc(rgb[k]), lambda k: dec(data[k])))
@@ -378,7 +359,7 @@ def _print_table(rows: list) -> None:
 
 def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "kmeans", "codec")) -> dict:
     """Run every stage benchmark, print a table, optionally write JSON."""
-    imgs = _folder_images(images) if images else sample_images()
+    imgs = folder_images(images) if images else sample_images()
     repeats = 3 if quick else 7
     n = 1_000_000 if quick else 10_000_000
     rows = []

@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import rle
-from .container import MAX_PIXELS, MAX_SIDE, Header, pack_container, unpack_container
+from .container import MAX_PIXELS, MAX_SIDE, PRESET_IDS, Header, pack_container, unpack_container
 from .entropy import MAX_LATENT
+from .config import LATENT_STRIDE, QUALITIES
 from .errors import CorruptStreamError
 
 __all__ = ["Codec", "compress", "compress_many", "compress_to_size", "decompress", "decompress_many", "PRESETS", "check_image", "check_decoded", "decoder_for", "LatentPreset"]
 
-QUALITIES = range(1, 9)
 
 
 def check_image(image) -> np.ndarray:
@@ -201,8 +201,8 @@ def _with_image(params: dict, sections: list, alpha, gray: bool):
 
 def _image_parts(header: Header, sections: list):
     """Inverse of :func:`_with_image`: (alpha plane or None, gray, the other sections)."""
-    if not 1 <= header.quality <= 8:
-        raise CorruptStreamError(f"quality {header.quality} outside 1..8")
+    if header.quality not in QUALITIES:
+        raise CorruptStreamError(f"quality {header.quality} outside {QUALITIES[0]}..{QUALITIES[-1]}")
     gray = _param(header, "image", "gray", bool)
     has_alpha = _param(header, "image", "alpha", bool)
     if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
@@ -303,7 +303,7 @@ def _decode_latent_syms(m, params: dict, sections: list, n: int, quality: int) -
 
 
 def _latent_hw(header: Header) -> tuple:
-    return -(-header.height // 16), -(-header.width // 16)
+    return -(-header.height // LATENT_STRIDE), -(-header.width // LATENT_STRIDE)
 
 
 class ScalarPreset(LatentPreset):
@@ -360,7 +360,7 @@ class ContextPreset(LatentPreset):
         return _context_latent(header, sections, m, header.quality).reshape(h, w, -1)
 
 
-def _encode_context(m, rgb: np.ndarray, quality: int, effort: int = 0):
+def encode_context(m, rgb: np.ndarray, quality: int, effort: int = 0):
     """The ``context`` preset's (params, sections, coded latent) at ``quality``;
     ``effort`` 1 refines the latent first (:mod:`nkcodec.refine`, same stream format)."""
     from .context import code_latent
@@ -390,7 +390,7 @@ def _context_latent(header: Header, sections: list, m, quality: int) -> np.ndarr
     return decode_latent(ct, params, sections, _latent_hw(header))
 
 
-def _decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
+def decode_context(header: Header, sections: list, m, quality: int) -> np.ndarray:
     """The ``context`` preset's image from its two sections, coded at ``quality``."""
     h, w = _latent_hw(header)
     y = _context_latent(header, sections, m, quality)
@@ -421,7 +421,7 @@ class NearLosslessPreset(_LearnedBase):
     def _encode_rgb(self, rgb: np.ndarray):
         from . import residual
 
-        params, sections, y = _encode_context(self.model, rgb, self.base)
+        params, sections, y = encode_context(self.model, rgb, self.base)
         x_hat = self.model.decode_latent(y, self.base, rgb.shape[:2])  # the decoder's base image, exactly
         r_params, r_sections = residual.encode(rgb, x_hat, self.max_error)
         return {"latent": params, "residual": {**r_params, "base": self.base}}, sections + r_sections
@@ -434,7 +434,7 @@ class NearLosslessPreset(_LearnedBase):
         base = _param(header, "residual", "base", int)
         if base not in QUALITIES:
             raise CorruptStreamError(f"base quality {base} outside 1..8")
-        x_hat = _decode_context(header, sections[:2], m, base)
+        x_hat = decode_context(header, sections[:2], m, base)
         return residual.decode(x_hat, header.params["residual"], sections[2:])
 
 
@@ -577,24 +577,22 @@ def _param(header: Header, stage: str, key: str, typ):
     return value
 
 
+# One class per preset, keyed by its name; the name's id in the stream is the
+# format's (container.PRESET_IDS): a new preset is its class here and its id there.
 PRESETS = {
-    "rle": RlePreset,
-    "palette": PalettePreset,
-    "scalar": ScalarPreset,
-    "context": ContextPreset,
-    "paper": PaperPreset,
-    "scalar-rle": ScalarRlePreset,
-    "cluster": ClusterPreset,
-    "near-lossless": NearLosslessPreset,
+    cls.name: cls
+    for cls in (RlePreset, PalettePreset, ScalarPreset, ContextPreset, PaperPreset, ScalarRlePreset, ClusterPreset, NearLosslessPreset)
 }
+if set(PRESETS) != set(PRESET_IDS):  # pragma: no cover - a development error
+    raise ImportError(f"presets {sorted(set(PRESETS) ^ set(PRESET_IDS))} lack a class or a format id")
 # "default" names the best preset measured so far; the learned codec takes it over.
-_ALIASES = {"default": "context"}
+ALIASES = {"default": "context"}
 
 
 def _resolve(preset: str) -> str:
-    name = _ALIASES.get(preset, preset)
+    name = ALIASES.get(preset, preset)
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(set(PRESETS) | set(_ALIASES))}")
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(set(PRESETS) | set(ALIASES))}")
     return name
 
 
@@ -682,12 +680,12 @@ class Codec:
         """Decompress ``.nkc`` bytes (any preset) to a uint8 image."""
         return decompress(data)
 
-    def encode_many(self, images, **options):
+    def encode_many(self, images, *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise"):
         """Compress many images: an iterator of ``.nkc`` bytes in input order, the
         same bytes as :meth:`encode` of each.  The nets run in device batches
-        while a pool of threads does the entropy coding; see
-        :func:`nkcodec.batch.encode_many` for ``batch_size``, ``lanes``,
-        ``workers``, ``depth``, ``load`` and ``errors``.
+        on ``lanes`` threads while a pool of ``workers`` threads does the
+        entropy coding (:mod:`nkcodec.batch`); the options are described in
+        :data:`nkcodec.batch.OPTIONS_DOC`.
 
         Examples
         --------
@@ -696,17 +694,19 @@ class Codec:
         >>> [len(d) > 0 for d in codec.encode_many([np.zeros((2, 2), np.uint8)] * 3)]
         [True, True, True]
         """
-        from .batch import encode_many
+        from . import batch
 
-        return encode_many(self, images, **options)
+        batch_size, lanes, workers, depth, _ = batch.check_options(batch_size, lanes, workers, depth, errors)
+
+        def nets(items, pool):
+            return _encode_batch(self, items, pool, load)
+
+        return batch.encode_pipeline(images, nets, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, errors=errors)
 
     def decode_many(self, streams, **options):
         """Decompress many ``.nkc`` streams: an iterator of uint8 images in input
-        order, the same pixels as :meth:`decode` of each
-        (:func:`nkcodec.batch.decode_many`)."""
-        from .batch import decode_many
-
-        return decode_many(streams, **options)
+        order, the same pixels as :meth:`decode` of each (:func:`decompress_many`)."""
+        return decompress_many(streams, **options)
 
 
 def decompress(data) -> np.ndarray:
@@ -735,7 +735,7 @@ def decoder_for(header: Header):
     if header.preset not in PRESETS:
         raise CorruptStreamError(f"preset {header.preset!r} is not supported by this build")
     validate(header)
-    return PRESETS[header.preset](max(1, min(8, header.quality)))
+    return PRESETS[header.preset](min(max(header.quality, QUALITIES[0]), QUALITIES[-1]))
 
 
 def compress(image, quality: int = 4, preset: str = "default", **options) -> bytes:
@@ -754,7 +754,7 @@ def compress(image, quality: int = 4, preset: str = "default", **options) -> byt
 def compress_many(images, quality: int = 4, preset: str = "default", *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", **options):
     """Compress many images (any iterable): an iterator of ``.nkc`` bytes in input
     order, each the bytes :func:`compress` gives; the nets run in device batches
-    while a pool of threads does the entropy coding (:mod:`nkcodec.batch`).
+    while a pool of threads does the entropy coding (:meth:`Codec.encode_many`).
 
     Examples
     --------
@@ -767,13 +767,139 @@ def compress_many(images, quality: int = 4, preset: str = "default", *, batch_si
     )
 
 
-def decompress_many(streams, **options):
-    """Decompress many ``.nkc`` streams: an iterator of uint8 images in input
-    order, each the image :func:`decompress` gives (:func:`nkcodec.batch.decode_many`
-    for the options)."""
-    from .batch import decode_many
+def decompress_many(streams, *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", pool="auto"):
+    """Decompress ``.nkc`` streams (bytes; presets, models and sizes may mix): an
+    iterator of uint8 images in input order, each the image :func:`decompress`
+    gives.  The entropy decoding runs in a pool (``pool``: ``"thread"``,
+    ``"process"``, or ``"auto"``: threads on the CPU backend, processes on an
+    accelerator, where the entropy decoding is the limit and threads would
+    share one GIL), the synthesis in device batches on ``lanes`` threads
+    (:mod:`nkcodec.batch`; the other options: :data:`nkcodec.batch.OPTIONS_DOC`).
 
-    return decode_many(streams, **options)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> streams = compress_many([np.full((8, 8), v, np.uint8) for v in range(3)], preset="rle")
+    >>> [int(im[0, 0]) for im in decompress_many(streams)]
+    [0, 1, 2]
+    """
+    from . import batch
+
+    batch_size, lanes, workers, depth, pool = batch.check_options(batch_size, lanes, workers, depth, errors, pool)
+    return batch.decode_pipeline(
+        streams, _entropy_stage, _synthesize, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, errors=errors, pool=pool, load=load
+    )
+
+
+# --- the two stages of the batched pipeline (nkcodec.batch runs them) ---------------------
+
+
+def _encode_batch(codec: Codec, batch: list, pool, load) -> list:
+    """Futures of the bytes of ``batch``'s items: the nets run here (images of
+    one padded size in device batches), the entropy coding in ``pool``."""
+    from .batch import chunks, done
+
+    impl = codec.impl
+    out = [None] * len(batch)
+    groups = {}  # analysis key -> [(index, image, net input)]
+    for i, item in enumerate(batch):
+        try:
+            image = check_image(load(item) if load is not None else item)
+            if not isinstance(impl, LatentPreset):
+                out[i] = pool.submit(codec.encode, image)
+                continue
+            rgb = impl.analysis_input(image)
+            key = impl.model.analysis_key(rgb.shape) if impl.batched_analysis else None
+            groups.setdefault(key, []).append((i, image, rgb))
+        except Exception as e:
+            out[i] = done(error=e)
+    for key, members in groups.items():
+        for chunk in chunks(members, 1 if key is None else len(members)):
+            try:
+                if key is None:
+                    ys = [impl.analyse(chunk[0][1])]
+                else:
+                    ys = impl.model.encode_latents([rgb for _, _, rgb in chunk], impl.quality)
+            except Exception as e:
+                for i, _, _ in chunk:
+                    out[i] = done(error=e)
+                continue
+            for (i, image, _), y in zip(chunk, ys):
+                out[i] = pool.submit(_encode_entropy, codec, image, y)
+    return out
+
+
+def _encode_entropy(codec: Codec, image: np.ndarray, y: np.ndarray) -> bytes:
+    return codec.pack(image, *codec.impl.encode_entropy(image, y))
+
+
+class _Latent:
+    """What the entropy stage hands to the synthesis: a stream's header, latent and image parts."""
+
+    __slots__ = ("header", "y", "alpha", "gray")
+
+    def __init__(self, header, y, alpha, gray):
+        self.header, self.y, self.alpha, self.gray = header, y, alpha, gray
+
+
+_WHOLE = "whole"  # a process worker's answer for a preset it leaves to the calling process
+
+
+def _entropy_stage(data, whole: bool = True):
+    """Parse a stream and decode all but its synthesis (a :class:`_Latent`), or,
+    for a preset that is not one latent, the whole image (``whole=False``: the
+    marker :data:`_WHOLE` instead, so a process worker never runs the nets)."""
+    header, sections = unpack_container(data)
+    impl = decoder_for(header)
+    if isinstance(impl, LatentPreset):
+        return _Latent(header, *impl.decode_entropy(header, sections))
+    if not whole:
+        return _WHOLE
+    return check_decoded(header, impl.decode(header, sections))
+
+
+def _synthesize(staged: list) -> list:
+    """Futures of the images of ``staged`` ((stream bytes, future of its entropy
+    stage) each; a thread pool's future gives (stream, result)), synthesized
+    here in device batches of one model and padded latent size."""
+    from .batch import chunks, done
+    from .zoo import model_for_id
+
+    out = [None] * len(staged)
+    groups = {}  # (model id, synthesis key) -> [(index, _Latent)]
+    for i, (data, f) in enumerate(staged):
+        try:
+            r = f.result()
+            if data is None:
+                data, r = r
+            if isinstance(r, str) and r == _WHOLE:  # (a copy: it crossed from a process)
+                out[i] = done(decompress(data))
+            elif isinstance(r, np.ndarray):
+                out[i] = done(r)
+            else:
+                m = model_for_id(r.header.model_id)
+                groups.setdefault((r.header.model_id, m.synthesis_key(r.y.shape)), []).append((i, r))
+        except Exception as e:
+            out[i] = done(error=e)
+    for (model_id, key), members in groups.items():
+        m = model_for_id(model_id)
+        for chunk in chunks(members, 1 if key is None else len(members)):
+            try:
+                hs = [r.header for _, r in chunk]
+                if key is None:
+                    rgbs = [m.decode_latent(chunk[0][1].y, hs[0].quality, (hs[0].height, hs[0].width))]
+                else:
+                    rgbs = m.decode_latents([r.y for _, r in chunk], [h.quality for h in hs], [(h.height, h.width) for h in hs])
+            except Exception as e:
+                for i, _ in chunk:
+                    out[i] = done(error=e)
+                continue
+            for (i, r), rgb in zip(chunk, rgbs):
+                try:
+                    out[i] = done(check_decoded(r.header, LatentPreset.decode_finish(rgb, r.alpha, r.gray)))
+                except Exception as e:
+                    out[i] = done(error=e)
+    return out
 
 
 def compress_to_size(image, max_bytes: int, preset: str = "default", **options) -> bytes:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ModelConfig", "LAMBDAS", "NUM_QUALITIES"]
+__all__ = ["ModelConfig", "LAMBDAS", "NUM_QUALITIES", "QUALITIES", "LATENT_STRIDE"]
 
 NUM_QUALITIES = 8
+QUALITIES = range(1, NUM_QUALITIES + 1)  # the quality settings, 1 (lowest rate) .. 8
+LATENT_STRIDE = 16  # image pixels per latent position, each way (the nets' total stride)
 # Rate-distortion trade-offs per quality (MSE on [0,1] images, times 255**2),
 # the same ladder as CompressAI's bmshj2018-factorized.
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)

@@ -51,8 +51,12 @@ MAX_CHANNELS = 4
 MAX_PARAMS = 1 << 16
 MAX_SECTIONS = 1024
 
-# Preset ids are part of the format: never renumber, only append.
-PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "default": 4, "scalar": 5, "cluster": 6, "scalar-rle": 7, "context": 8, "near-lossless": 9}
+# Preset ids are part of the format: never renumber, only append.  Each names one
+# preset class of nkcodec.codec (checked when that module loads).  Id 4 is reserved:
+# it was assigned to "default", which has always been an alias resolved before
+# writing, so no stream carries it.
+PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "scalar": 5, "cluster": 6, "scalar-rle": 7, "context": 8, "near-lossless": 9}
+RESERVED_PRESET_IDS = {4: "default"}
 _PRESET_NAMES = {v: k for k, v in PRESET_IDS.items()}
 
 _FIXED = struct.Struct("<3sBIIBBBBHI")  # through the params length

@@ -35,25 +35,24 @@ Examples
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numba
 import numpy as np
 
+from .entropy import TABLE_TOTAL
+
 from .entropy import MAX_LATENT
 from .errors import CorruptStreamError
 
-__all__ = ["ContextTables", "fit", "add_to_weights", "contexts", "code_latent", "decode_latent", "LATEST"]
+__all__ = ["ContextTables", "contexts", "code_latent", "decode_latent", "stream_version", "table_keys", "pass_map", "coding_tiles", "neighbours4", "round_shift", "LATEST", "NUM_CONTEXTS", "CODING_TILE"]
 
 LATEST = 2  # context model version written by fit() and used by the encoder
 NUM_CONTEXTS = 16  # contexts per (channel, pass) for version 2 (version 1 files use 8)
-PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts sane
-_TOTAL = 1 << 16
 WEIGHT_BITS = 12  # fixed-point scale of the prediction weights
 MAX_WEIGHT = 1 << 15  # |W| <= 2**15, |y| <= 2**20, neighbour sums <= 2**22, 385 terms: sums < 2**47 (int64)
 MAX_RESIDUAL = 1 << 40  # |y - mu| a decoder accepts as an escape value (then |y| <= MAX_LATENT is checked)
 _PREFIX = {1: "", 2: "v2/"}
-TILE = 64  # version 2 codes the latent in tiles of TILE x TILE positions, one after another (bounded working set)
+CODING_TILE = 64  # version 2 codes the latent in tiles of CODING_TILE x CODING_TILE positions, one after another (bounded working set)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -79,7 +78,7 @@ def _predict(weights, c, nb, j0, j1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _n4(a, h, w):
+def neighbours4(a, h, w):
     """Sum over the 4 neighbours (zero outside the latent or tile) of each of
     the (C, h*w) int64 rows."""
     out = np.zeros(a.shape, np.int64)
@@ -112,14 +111,14 @@ def _reached(a, thresholds, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _round_shift(acc):
+def round_shift(acc):
     """round(acc / 2**WEIGHT_BITS), halves up, of an int64 value or array; exact
     (the arithmetic shift floors)."""
     return (acc + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
 
 
 @numba.njit(cache=True, nogil=True)
-def _keys(activity, thresholds, passes, k):
+def table_keys(activity, thresholds, passes, k):
     """Stream key ``(j * passes + g) * K + context`` of every (ordered channel j,
     position); the context counts the pass's thresholds the activity reached."""
     m, n = activity.shape
@@ -162,11 +161,11 @@ def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds
             m = acc[p]
             if own:
                 m += w_mean * nb_y[p]
-            mean[d] = _round_shift(m)
+            mean[d] = round_shift(m)
     return order, counts, mean
 
 
-def _passes(h: int, w: int, g: int) -> np.ndarray:
+def pass_map(h: int, w: int, g: int) -> np.ndarray:
     """Pass of each position: 0 everywhere (one pass), or the checkerboard (0 = anchor)."""
     if g == 1:
         return np.zeros(h * w, np.int64)
@@ -178,7 +177,7 @@ def contexts(activity: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Context index (0..K-1) of each activity value for one channel: how many
     of the channel's K-1 thresholds the activity has reached (as the coder counts)."""
     activity, thresholds = np.asarray(activity, np.int64), np.asarray(thresholds, np.int64)
-    return _keys(activity[None], thresholds[None, None], np.zeros(activity.size, np.int64), thresholds.size + 1)[0]
+    return table_keys(activity[None], thresholds[None, None], np.zeros(activity.size, np.int64), thresholds.size + 1)[0]
 
 
 class ContextTables:
@@ -216,7 +215,7 @@ class ContextTables:
             raise ValueError("context tables do not match the model's tables")
         freq = np.zeros(used.shape, np.uint32)
         freq[used] = freq_flat
-        if np.any(freq.sum(axis=1) != _TOTAL):
+        if np.any(freq.sum(axis=1) != TABLE_TOTAL):
             raise ValueError("context tables are not normalised")
         self.tables = IntTables(freq, row_size)
 
@@ -274,101 +273,11 @@ class ContextTables:
         mag = np.abs(v)
         if self.wmean is None:
             return _predict(self.wmag, mag, mag, 0, m), np.zeros_like(v)
-        nb_v, nb_mag = _n4(v, h, w), _n4(mag, h, w)
-        second = _passes(h, w, self.passes)[None, :].astype(bool)
+        nb_v, nb_mag = neighbours4(v, h, w), neighbours4(mag, h, w)
+        second = pass_map(h, w, self.passes)[None, :].astype(bool)
         act = _predict(self.wmag, mag, nb_mag, 0, m) + self.wmag[:, 2 * m : 2 * m + 1] * nb_mag * second
         acc = _predict(self.wmean, v, nb_v, 0, m) + self.wmean[:, 2 * m : 2 * m + 1] * nb_v * second
-        return act, _round_shift(acc)
-
-
-def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
-    """Fit version-2 context models of a :class:`~nkcodec.zoo.LoadedModel` on
-    training images (uint8 RGB arrays) at every quality; returns the ``ctx/``
-    arrays (keys under ``v2/``).
-
-    Per quality: the mean weights are least squares of ``y_j`` on its features,
-    the activity weights least squares of ``|y_j - mu_j|`` on the magnitude
-    features; thresholds are quantiles of the activity per (channel, pass), and
-    the tables are counts of ``y_j - mu_j`` per context."""
-    from tqdm import tqdm
-
-    from .entropy import to_symbols
-    from .config import NUM_QUALITIES
-    from .zoo import _quantize_pmf
-
-    M = m.latent_channels
-    out = {key: [] for key in ("order", "wmag", "wmean", "thresholds")}
-    rows = []
-    bar = tqdm(total=NUM_QUALITIES * len(images), desc="context tables", disable=not progress)
-    for q in range(1, NUM_QUALITIES + 1):
-        lat = []
-        for im in images:
-            lat.append(m.encode_latent(im, q).astype(np.int64))
-            bar.update(1)
-        order = np.argsort(-np.abs(np.concatenate([y.reshape(-1, M) for y in lat])).mean(0), kind="stable")
-        feats = {key: [] for key in ("v", "nv", "a", "na", "second")}
-        for y in lat:  # (n, M) rows per image, neighbours within the image
-            h, w = y.shape[:2]
-            v = y.reshape(-1, M)[:, order].T
-            a = np.abs(v)
-            for key, x in (("v", v), ("nv", _n4(v, h, w)), ("a", a), ("na", _n4(a, h, w))):
-                feats[key].append(x.T.astype(np.float64))
-            feats["second"].append(_passes(h, w, 2).astype(bool))
-        V, NV, A, NA = (np.concatenate(feats[key]) for key in ("v", "nv", "a", "na"))
-        second = np.concatenate(feats["second"])
-
-        def solve(C, N, target):
-            """Integer weights (M, 2M+1) of target[:, j] ~ C[:, :j], N[:, :j], N[:, j] (second pass only)."""
-            own = N * second[:, None]
-            X = np.concatenate([C, N, own], 1)
-            gram = X.T @ X
-            rhs = X.T @ target  # (3M, M)
-            wt = np.zeros((M, 2 * M + 1))
-            for j in range(M):
-                idx = np.r_[np.arange(j), M + np.arange(j), 2 * M + j]
-                sol = np.linalg.solve(gram[np.ix_(idx, idx)] + 1e-3 * np.eye(idx.size), rhs[idx, j])
-                wt[j, :j], wt[j, M : M + j], wt[j, 2 * M] = sol[:j], sol[j : 2 * j], sol[-1]
-            wt = np.clip(np.round(wt * (1 << WEIGHT_BITS)), -MAX_WEIGHT, MAX_WEIGHT)
-            pred = C @ wt[:, :M].T + N @ wt[:, M : 2 * M].T + own * wt[:, 2 * M]  # exact: integers below 2**53
-            return wt.astype(np.int64), pred.astype(np.int64)
-
-        wmean, acc = solve(V, NV, V)
-        resid = V.astype(np.int64) - _round_shift(acc)
-        wmag, act = solve(A, NA, np.abs(resid).astype(np.float64))
-        t = m.tables_for(q)
-        thr_q = np.zeros((M, 2, k - 1), np.int64)
-        for j, c in enumerate(order):
-            lo, size = int(t["lo"][c]), int(t["size"][c])
-            idx, _ = to_symbols(resid[:, j], lo, size)
-            base = t["freq"][c, :size].astype(np.float64) / _TOTAL
-            for g in range(2):
-                sel = second == bool(g)
-                thr_q[j, g] = np.quantile(act[sel, j], np.linspace(0, 1, k + 1)[1:-1], method="lower")
-                ctx = contexts(act[sel, j], thr_q[j, g])
-                counts = np.zeros((k, size))
-                np.add.at(counts, (ctx, idx[sel]), 1.0)
-                rows += [_quantize_pmf(counts[i] + PSEUDO_COUNTS * base, _TOTAL) for i in range(k)]
-        out["order"].append(order)
-        out["wmag"].append(wmag)
-        out["wmean"].append(wmean)
-        out["thresholds"].append(thr_q)
-    bar.close()
-    return {
-        "v2/order": np.asarray(out["order"], np.int16),
-        "v2/wmag": np.asarray(out["wmag"], np.int32),
-        "v2/wmean": np.asarray(out["wmean"], np.int32),
-        "v2/thresholds": np.asarray(out["thresholds"], np.int64),
-        "v2/freq": np.concatenate(rows).astype(np.uint16),
-        "v2/images": np.asarray(len(images), np.int64),
-    }
-
-
-def add_to_weights(path, arrays: dict) -> Path:
-    """Write (or replace) context arrays in the ``ctx/`` group of a weights
-    file; every other array, other context versions included, is kept as it is."""
-    from .zoo import add_to_weights as add
-
-    return add(path, "ctx", arrays)
+        return act, round_shift(acc)
 
 
 def _shape(y_or_shape):
@@ -381,13 +290,13 @@ def _shape(y_or_shape):
     return int(h), int(w)
 
 
-def _tiles(h: int, w: int, version: int) -> list:
+def coding_tiles(h: int, w: int, version: int) -> list:
     """(row, col) slices of the coding tiles: the whole latent for version 1,
-    TILE x TILE tiles in raster order for version 2 (each coded as if it were
+    CODING_TILE x CODING_TILE tiles in raster order for version 2 (each coded as if it were
     the whole latent: neighbours outside the tile count as zero)."""
     if version == 1:
         return [(slice(0, h), slice(0, w))]
-    return [(slice(r, min(r + TILE, h)), slice(c, min(c + TILE, w))) for r in range(0, h, TILE) for c in range(0, w, TILE)]
+    return [(slice(r, min(r + CODING_TILE, h)), slice(c, min(c + CODING_TILE, w))) for r in range(0, h, CODING_TILE) for c in range(0, w, CODING_TILE)]
 
 
 def _code_tile(ct: ContextTables, v: np.ndarray, h: int, w: int):
@@ -396,7 +305,7 @@ def _code_tile(ct: ContextTables, v: np.ndarray, h: int, w: int):
 
     m, n = v.shape
     activity, mean = ct.predict(v, h, w)
-    key = _keys(activity, ct.thresholds, _passes(h, w, ct.passes), ct.k).ravel()
+    key = table_keys(activity, ct.thresholds, pass_map(h, w, ct.passes), ct.k).ravel()
     if m * ct.passes * ct.k < 1 << 15:
         key = key.astype(np.int16)  # int16 sorts by radix
     perm = np.argsort(key, kind="stable")  # channel, pass, context, then position
@@ -425,7 +334,7 @@ def code_latent(ct: ContextTables, y: np.ndarray):
     if np.abs(v).max(initial=0) > MAX_LATENT:
         raise ValueError("latent value out of range")
     streams, rows, escaped = [], [], []
-    for rs, cs in _tiles(h, w, ct.version):
+    for rs, cs in coding_tiles(h, w, ct.version):
         t = v[rs, cs]
         th, tw = t.shape[:2]
         s, r, e = _code_tile(ct, np.ascontiguousarray(t.reshape(th * tw, -1).T, dtype=np.int64), th, tw)
@@ -464,7 +373,7 @@ def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.
     dec = SymbolDecoder(sections[0])
     out = np.empty((h, w, M), np.int32)
     used = 0
-    for rs, cs in _tiles(h, w, ct.version):
+    for rs, cs in coding_tiles(h, w, ct.version):
         th, tw = rs.stop - rs.start, cs.stop - cs.start
         y, used = _decode_tile(ct, dec, esc_vals, used, th, tw)
         out[rs, cs][:, :, ct.order] = y.T.reshape(th, tw, M)
@@ -479,7 +388,7 @@ def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int
 
     M, n, n_esc = ct.order.size, h * w, esc_vals.size
     spatial = ct.wmean is not None
-    passes = _passes(h, w, ct.passes)
+    passes = pass_map(h, w, ct.passes)
     where = [np.flatnonzero(passes == g) for g in range(ct.passes)]
     y = np.zeros((M, n), np.int64)  # coding order, filled as channels are decoded
     mag = np.zeros((M, n), np.int64)
@@ -506,5 +415,5 @@ def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int
             y[j, order] = vals
             mag[j, order] = np.abs(vals)
             if spatial:  # after the first pass: right at second-pass positions; after the second: everywhere
-                nb_y[j], nb_mag[j] = _n4(y[j : j + 1], h, w)[0], _n4(mag[j : j + 1], h, w)[0]
+                nb_y[j], nb_mag[j] = neighbours4(y[j : j + 1], h, w)[0], neighbours4(mag[j : j + 1], h, w)[0]
     return y, used

@@ -66,7 +66,7 @@ def worker_codec(config: dict):
 
 def _task(mode: str, config: dict, pairs: list) -> list:
     """Code ``pairs`` of (input, output) paths on a worker: [(input, output line or None, error or None)]."""
-    from .__main__ import _write_atomic, read_image, write_image
+    from .imageio import read_image, write_atomic, write_image
 
     codec = worker_codec(config)
     out = []
@@ -80,10 +80,10 @@ def _task(mode: str, config: dict, pairs: list) -> list:
             continue
         try:
             if mode == "encode":
-                _write_atomic(Path(dst), lambda tmp, r=r: tmp.write_bytes(r))
+                write_atomic(Path(dst), lambda tmp, r=r: tmp.write_bytes(r))
                 out.append((src, f"{dst}: {len(r)} bytes", None))
             else:
-                _write_atomic(Path(dst), lambda tmp, r=r: write_image(tmp, r, format="PNG"))
+                write_atomic(Path(dst), lambda tmp, r=r: write_image(tmp, r, format="PNG"))
                 out.append((src, f"{dst}: {r.shape[1]}x{r.shape[0]}", None))
         except OSError as e:
             out.append((src, None, f"{type(e).__name__}: {e}"))

@@ -23,6 +23,8 @@ from .errors import CorruptStreamError
 
 __all__ = [
     "IntTables",
+    "quantize_pmf",
+    "check_length",
     "encode_symbols",
     "decode_symbols",
     "SymbolDecoder",
@@ -35,10 +37,12 @@ __all__ = [
     "MAX_LATENT",
     "unpack_varints",
     "PRECISION",
+    "TABLE_TOTAL",
 ]
 
-PRECISION = 16
-_TOTAL = 1 << PRECISION
+PRECISION = 16  # every integer frequency table sums to 2**PRECISION (model, context and residual tables)
+TABLE_TOTAL = 1 << PRECISION
+_TOTAL = TABLE_TOTAL
 MAX_LATENT = 1 << 20  # largest |latent value| a decoder accepts
 
 
@@ -56,6 +60,29 @@ def from_symbols(symbols: np.ndarray, lo, size):
     """Inverse of :func:`to_symbols`: (values, escaped mask); escaped entries still
     need their varint values."""
     return symbols + lo - 1, (symbols == 0) | (symbols == size - 1)
+
+
+def quantize_pmf(pmf: np.ndarray, total: int) -> np.ndarray:
+    """Integer frequencies >= 1 summing exactly to ``total``."""
+    pmf = np.maximum(pmf, 0.0)
+    pmf = pmf / pmf.sum()
+    n = pmf.size
+    freq = np.maximum(1, np.floor(pmf * (total - n)).astype(np.int64))
+    # hand out the remainder to the largest-probability bins (deterministic)
+    rest = total - int(freq.sum())
+    order = np.argsort(-pmf, kind="stable")
+    i = 0
+    while rest > 0:
+        freq[order[i % n]] += 1
+        rest -= 1
+        i += 1
+    while rest < 0:  # pragma: no cover - floor keeps the sum below total
+        j = order[i % n]
+        if freq[j] > 1:
+            freq[j] -= 1
+            rest += 1
+        i += 1
+    return freq.astype(np.uint32)
 
 
 def check_length(nbytes: int, bits: float, what: str) -> None:
@@ -225,9 +252,7 @@ def encode_adaptive(streams: list, sizes: list) -> bytes:
 
 
 def _table_row(counts: np.ndarray) -> np.ndarray:
-    from .zoo import _quantize_pmf
-
-    return _quantize_pmf(np.asarray(counts, np.float64) + 1e-3, _TOTAL)
+    return quantize_pmf(np.asarray(counts, np.float64) + 1e-3, _TOTAL)
 
 
 def _pad_rows(rows: list) -> np.ndarray:

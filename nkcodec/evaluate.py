@@ -10,7 +10,6 @@ PSNR, integrated over the overlapping PSNR range.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .config import QUALITIES
+from .imageio import folder_images, pillow_codec
 
 __all__ = ["bd_rate", "run_eval", "run_ablation", "run_lossless", "JPEG_QUALITIES", "WEBP_QUALITIES"]
 
@@ -51,28 +52,6 @@ def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
     i1 = PchipInterpolator(p1, r1).integrate(lo, hi)
     i2 = PchipInterpolator(p2, r2).integrate(lo, hi)
     return float((np.exp((i2 - i1) / (hi - lo)) - 1) * 100)
-
-
-def _pillow_codec(fmt: str, quality: int | None):
-    """Pillow's encoder and decoder; ``quality=None``: lossless (PNG, WebP with
-    ``lossless=True``), at Pillow's default effort."""
-    from PIL import Image
-
-    def enc(img):
-        buf = io.BytesIO()
-        kw = {"quality": quality} if quality is not None else {}
-        if fmt == "JPEG":
-            kw.update(optimize=True, subsampling=2)
-        elif fmt == "WEBP" and quality is None:
-            kw.update(lossless=True)
-        Image.fromarray(img).save(buf, format=fmt, **kw)
-        return buf.getvalue()
-
-    def dec(data):
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
-
-    return enc, dec
 
 
 def _nk_codec(quality: int, preset: str, **options):
@@ -183,7 +162,7 @@ def run_eval(
     folder,
     json_path=None,
     plot_path=None,
-    qualities=range(1, 9),
+    qualities=QUALITIES,
     paper: bool = True,
     progress: bool = True,
     efforts=(0,),
@@ -208,8 +187,8 @@ def run_eval(
         jobs += [(label, q, lambda q=q, e=e: _nk_codec(q, "default", **({"effort": e} if e else {}))) for q in qualities]
     if paper:
         jobs += [("nkcodec-paper", q, lambda q=q: _nk_codec(q, "paper")) for q in qualities]
-    jobs += [("jpeg", q, lambda q=q: _pillow_codec("JPEG", q)) for q in JPEG_QUALITIES]
-    jobs += [("webp", q, lambda q=q: _pillow_codec("WEBP", q)) for q in WEBP_QUALITIES]
+    jobs += [("jpeg", q, lambda q=q: pillow_codec("JPEG", q)) for q in JPEG_QUALITIES]
+    jobs += [("webp", q, lambda q=q: pillow_codec("WEBP", q)) for q in WEBP_QUALITIES]
     for e in efforts:
         _warm_up(*_nk_codec(4, "default", **({"effort": e} if e else {})), images)
     if paper:
@@ -252,7 +231,7 @@ def write_json(result: dict, path) -> None:
 ABLATION = ("paper", "scalar-rle", "scalar", "context", "cluster")
 
 
-def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool = True) -> dict:
+def run_ablation(folder, json_path=None, qualities=QUALITIES, progress: bool = True) -> dict:
     """What each stage contributes: the learned presets at every quality, with BD-rate
     against Pillow JPEG measured in the same run (the lossless-leaning presets and
     the paper's operating point: :func:`run_lossless`)."""
@@ -268,7 +247,7 @@ def run_ablation(folder, json_path=None, qualities=range(1, 9), progress: bool =
         if q == qualities[0]:
             _warm_up(enc, dec, images)
         out.setdefault(preset, []).append((q, _run_point(enc, dec, images)))
-    jpeg = [(q, _run_point(*_pillow_codec("JPEG", q), images)) for q in JPEG_QUALITIES]
+    jpeg = [(q, _run_point(*pillow_codec("JPEG", q), images)) for q in JPEG_QUALITIES]
     out["jpeg"] = jpeg
     curves = {name: _curve(name, [p for _, p in pts], [q for q, _ in pts]) for name, pts in out.items()}
     ref = curves["jpeg"]["results"]
@@ -314,7 +293,7 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
     jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
     jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
-    jobs += [("png", 0, lambda: _pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: _pillow_codec("WEBP", None))]
+    jobs += [("png", 0, lambda: pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: pillow_codec("WEBP", None))]
     out: dict = {}
     for name, setting, make in tqdm(jobs, desc="lossless", disable=not progress):
         enc, dec = make()
@@ -366,9 +345,8 @@ def _key_cost(latents: dict) -> dict:
 
 def rgb_images(folder) -> dict:
     """The RGB images of a folder (the learned codec and the peers are compared on RGB)."""
-    from .bench import _folder_images
 
-    images = {k: v for k, v in _folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
+    images = {k: v for k, v in folder_images(folder).items() if v.ndim == 3 and v.shape[2] == 3}
     if not images:
         raise ValueError(f"no RGB images in {folder}")
     return images

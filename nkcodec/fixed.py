@@ -14,7 +14,7 @@ every machine:
   partial sum stays below 2**53 (checked by the bounds in :func:`quantize`), so
   each operation is exact and the result does not depend on the order of the
   summation, on BLAS blocking or on FMA.  The network is written once
-  (``_forward``) and runs on NumPy (a 3x3 convolution as nine matrix products of
+  (``forward``) and runs on NumPy (a 3x3 convolution as nine matrix products of
   shifted views) or on XLA in float64 on the CPU.
 
 Latents are clamped to ``|y| <= LATENT_LIMIT``, activations to ``|a| <= ACT_LIMIT``
@@ -151,7 +151,7 @@ def _constants(fx: dict) -> dict:
     return c
 
 
-def _forward(c: dict, y, q, conv, xp):
+def forward(c: dict, y, q, conv, xp):
     """The synthesis network on integers, written once for NumPy and for jax.numpy
     (``xp``); ``conv`` is a 'SAME' 3x3 cross-correlation of (H, W, Cin)."""
     y = xp.clip(y.astype(xp.float64), -LATENT_LIMIT, LATENT_LIMIT)
@@ -178,7 +178,7 @@ def synthesize(y: np.ndarray, quality: int, fx: dict) -> np.ndarray:
     The NumPy path (nine GEMMs per convolution); :class:`XlaSynthesis` runs the
     same integers faster.
     """
-    return _forward(_constants(fx), np.asarray(y), quality - 1, _conv3x3, np)
+    return forward(_constants(fx), np.asarray(y), quality - 1, _conv3x3, np)
 
 
 class XlaSynthesis:
@@ -204,7 +204,7 @@ class XlaSynthesis:
             nhwc = ("NHWC", "HWIO", "NHWC")
             return jax.lax.conv_general_dilated(a[None], k, (1, 1), "SAME", dimension_numbers=nhwc)[0]
 
-        self._run = jax.jit(lambda c, y, q: _forward({**c, **static}, y, q, conv, jnp))
+        self._run = jax.jit(lambda c, y, q: forward({**c, **static}, y, q, conv, jnp))
 
     def __call__(self, y: np.ndarray, quality: int) -> np.ndarray:
         jax = self._jax

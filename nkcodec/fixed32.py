@@ -300,12 +300,12 @@ def fit(m, images: list, progress: bool = True) -> dict:
     (training photos, never Kodak) at every quality, then :func:`quantize`."""
     from tqdm import tqdm
 
-    from .config import NUM_QUALITIES
+    from .config import NUM_QUALITIES, QUALITIES
 
     params = m.params
     stats = {}
     bar = tqdm(total=NUM_QUALITIES * len(images), desc="activation ranges", disable=not progress)
-    for q in range(1, NUM_QUALITIES + 1):
+    for q in QUALITIES:
         for im in images:
             float_synthesis(params, m.encode_latent(im, q), q, stats)
             bar.update(1)
@@ -335,7 +335,7 @@ def im2col_conv(gemm, xp):
     return conv
 
 
-def _forward(c: dict, y, q, gemm, conv, xp):
+def forward(c: dict, y, q, gemm, conv, xp):
     """The network of the module docstring, once for NumPy and jax.numpy (``xp``).
 
     ``gemm(a, w)`` multiplies integer-valued float32 (n, k) by (k, m) and
@@ -367,7 +367,7 @@ def _forward(c: dict, y, q, gemm, conv, xp):
 
 def _constants(fx: dict) -> dict:
     """Parameters of a weights file's ``fixed32/`` group, checked, as the arrays
-    :func:`_forward` uses (kernels flattened to (9 * cin, cout) float32)."""
+    :func:`forward` uses (kernels flattened to (9 * cin, cout) float32)."""
     _check(fx)
     c = {"gain": np.asarray(fx["gain"], np.int32)}
     i = 0
@@ -392,7 +392,7 @@ def synthesize(y: np.ndarray, quality: int, fx: dict) -> np.ndarray:
     readable path; :class:`Synthesis` runs the same arithmetic with XLA)."""
     c = _constants(fx)
     gemm = np.matmul
-    return _forward(c, np.asarray(y), quality - 1, gemm, im2col_conv(gemm, np), np)
+    return forward(c, np.asarray(y), quality - 1, gemm, im2col_conv(gemm, np), np)
 
 
 class Synthesis:
@@ -434,11 +434,11 @@ class Synthesis:
                 nhwc = ("NHWC", "HWIO", "NHWC")
                 return jax.lax.conv_general_dilated(a[None], k, (1, 1), "SAME", dimension_numbers=nhwc, precision=hi)[0]
 
-        def forward(c, y, q):
-            return _forward({**c, "layers": layers}, y, q, gemm, conv_fn, jnp)
+        def run(c, y, q):
+            return forward({**c, "layers": layers}, y, q, gemm, conv_fn, jnp)
 
-        self._run = jax.jit(forward)
-        self._run_many = jax.jit(jax.vmap(forward, in_axes=(None, 0, 0)))
+        self._run = jax.jit(run)
+        self._run_many = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))
 
     def __call__(self, y: np.ndarray, quality: int) -> np.ndarray:
         jax = self._jax

@@ -107,7 +107,7 @@ def _paths(obj, prefix=()):
         yield from _paths(v, prefix + (k,))
 
 
-def _split(data: bytes):
+def split(data: bytes):
     """A container's (fixed header fields, params object, sections), or None if it does not parse."""
     try:
         fields = list(_FIXED.unpack_from(data, 0))
@@ -127,7 +127,7 @@ def _split(data: bytes):
         return None
 
 
-def _join(fields, params, sections) -> bytes:
+def join(fields, params, sections) -> bytes:
     p = json.dumps(params, separators=(",", ":")).encode()
     fields = list(fields)
     fields[-1] = len(p)
@@ -160,8 +160,8 @@ def _mutate_bytes(data: bytearray, rng) -> bytearray:
     return data
 
 
-def _mutate_structure(data: bytes, rng):
-    parts = _split(data)
+def mutate_structure(data: bytes, rng):
+    parts = split(data)
     if parts is None:
         return None
     fields, params, sections = parts
@@ -202,7 +202,7 @@ def _mutate_structure(data: bytes, rng):
             return None
         i = int(rng.integers(len(sections)))
         sections[i] = bytes(_mutate_bytes(bytearray(sections[i]), rng))
-    return _join(fields, params, sections)
+    return join(fields, params, sections)
 
 
 def mutate(data: bytes, rng) -> bytes:
@@ -210,7 +210,7 @@ def mutate(data: bytes, rng) -> bytes:
     mutations; the CRC is recomputed but for one stream in 16."""
     out = bytes(data)
     for _ in range(int(rng.integers(1, 4))):
-        m = _mutate_structure(out, rng) if rng.integers(2) else None
+        m = mutate_structure(out, rng) if rng.integers(2) else None
         out = m if m is not None else bytes(_mutate_bytes(bytearray(out[:-4]), rng)) + out[-4:]
     return out if rng.integers(16) == 0 else reseal(out)
 

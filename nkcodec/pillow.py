@@ -24,10 +24,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFile
 
+from .imageio import MODES
+
 __all__ = ["NkcImageFile", "FORMAT", "MIME"]
 
 FORMAT, MIME = "NKC", "image/x-nkc"
-_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _OPTIONS = ("effort", "max_error", "base", "k", "model", "variant")  # the presets' options
 
 
@@ -48,7 +49,7 @@ class NkcImageFile(ImageFile.ImageFile):
         self._data = self.fp.read()
         header, _ = unpack_container(self._data)  # CorruptStreamError (a ValueError) for a bad stream
         self._size = (header.width, header.height)
-        self._mode = _MODES[header.channels]
+        self._mode = MODES[header.channels]
         self.info["nkcodec"] = {"preset": header.preset, "quality": header.quality, "model_id": header.model_id}
         self.tile = []  # no Pillow decoder: load() below decodes
 

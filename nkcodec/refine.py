@@ -31,6 +31,8 @@ import functools
 
 import numpy as np
 
+from .config import LATENT_STRIDE as S
+
 __all__ = ["EFFORTS", "refine"]
 
 EFFORTS = {1: (12, 3e-3)}  # effort -> (Adam steps per tile, learning rate); 40 steps at 1e-3 gained ~0.02 dB more
@@ -59,21 +61,21 @@ def _proxy_arrays(ct):
 
 def _keys(ct, v_int: np.ndarray) -> np.ndarray:
     """Stream key (table row) of every value of one tile, (th, tw, M) in coding order."""
-    from .context import _keys as keys, _passes
+    from .context import pass_map, table_keys
 
     th, tw, m = v_int.shape
     v = np.ascontiguousarray(v_int.reshape(th * tw, m).T, dtype=np.int64)
     activity, _ = ct.predict(v, th, tw)
-    return keys(activity, ct.thresholds, _passes(th, tw, ct.passes), ct.k).T.reshape(th, tw, m)
+    return table_keys(activity, ct.thresholds, pass_map(th, tw, ct.passes), ct.k).T.reshape(th, tw, m)
 
 
 def _stepper(m, ct, quality: int, effort: int):
     """The jitted Adam step and its optimiser's init for one model, quality and
     effort, built once (even when threads race to it): a new function per
     encode would recompile for every image."""
-    from .zoo import _BUILD
+    from .zoo import BUILD_LOCK
 
-    with _BUILD:
+    with BUILD_LOCK:
         return _cached_stepper(m, ct, quality, effort)
 
 
@@ -106,7 +108,7 @@ def _make_step(nets, arrays, quality: int, lr: float):
         th, tw = y.shape[:2]
         full = jax.lax.dynamic_update_slice(window, yr, (i0, j0, 0))
         x_hat = model.decode_latent(full[None], q)[0]
-        x_hat = jax.lax.dynamic_slice(x_hat, (16 * i0, 16 * j0, 0), (16 * th, 16 * tw, 3))
+        x_hat = jax.lax.dynamic_slice(x_hat, (S * i0, S * j0, 0), (S * th, S * tw, 3))
         mse = jnp.sum(valid * (x_hat - x) ** 2) / (3.0 * npix)
         v = yr[:, :, a["order"]]
         nb = n4(v)
@@ -130,7 +132,7 @@ def _make_step(nets, arrays, quality: int, lr: float):
 PROGRESS_TILES = 4  # from this many latent tiles on, refine shows a progress bar when stderr is a terminal
 
 
-def _progress(items: list, wanted: bool):
+def tile_progress(items: list, wanted: bool):
     import sys
 
     from tqdm import tqdm
@@ -143,7 +145,7 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     """The refined int32 latent (h, w, M) of a uint8 RGB image for context tables ``ct``."""
     import jax.numpy as jnp
 
-    from .context import _passes, _tiles
+    from .context import coding_tiles, pass_map
     from .zoo import DEC_HALO
 
     iters = EFFORTS[effort][0]
@@ -151,21 +153,21 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     h, w, _ = y.shape
     out = np.round(y).astype(np.int32)
     H, W = image.shape[:2]
-    x = np.zeros((16 * h, 16 * w, 3), np.float32)
+    x = np.zeros((S * h, S * w, 3), np.float32)
     x[:H, :W] = image / np.float32(255.0)
-    valid = np.zeros((16 * h, 16 * w, 1), np.float32)
+    valid = np.zeros((S * h, S * w, 1), np.float32)
     valid[:H, :W] = 1.0
     nets = m.float_nets()
     step, init = _stepper(m, ct, quality, effort)
-    tiles = _tiles(h, w, ct.version)
+    tiles = coding_tiles(h, w, ct.version)
     # a large image takes minutes (about 9 s per 1024x1024 tile): show progress on a terminal
-    for rs, cs in _progress(tiles, len(tiles) >= PROGRESS_TILES):
+    for rs, cs in tile_progress(tiles, len(tiles) >= PROGRESS_TILES):
         r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
         a0, a1, b0, b1 = max(r0 - DEC_HALO, 0), min(r1 + DEC_HALO, h), max(c0 - DEC_HALO, 0), min(c1 + DEC_HALO, w)
-        px = (slice(16 * r0, 16 * r1), slice(16 * c0, 16 * c1))
+        px = (slice(S * r0, S * r1), slice(S * c0, S * c1))
         npix = float(valid[px].sum())
         window = jnp.asarray(out[a0:a1, b0:b1].astype(np.float32))
-        second = jnp.asarray(_passes(r1 - r0, c1 - c0, ct.passes).reshape(r1 - r0, c1 - c0, 1).astype(np.float32))
+        second = jnp.asarray(pass_map(r1 - r0, c1 - c0, ct.passes).reshape(r1 - r0, c1 - c0, 1).astype(np.float32))
         args = (nets.state, window, jnp.asarray(x[px]), jnp.asarray(valid[px]))
         yt = jnp.asarray(y[rs, cs])
         opt_state = init(yt)

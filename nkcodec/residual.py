@@ -46,15 +46,16 @@ import functools
 
 import numpy as np
 
+from .entropy import PRECISION, TABLE_TOTAL
+
 from .errors import CorruptStreamError
 
 __all__ = ["MAX_ERROR", "THETAS", "check_max_error", "decode", "encode", "table_bank"]
 
 MAX_ERROR = 32  # largest max_error a stream may name
 SPAN = 63  # residual symbols -SPAN..SPAN; beyond: escape bins + varints
-_SIZE = 2 * SPAN + 3  # symbols: escape below, -SPAN..SPAN, escape above
+SIZE = 2 * SPAN + 3  # symbols: escape below, -SPAN..SPAN, escape above
 _LO = -SPAN
-_TOTAL = 1 << 16
 # Ratios theta * 2**16 of the two-sided geometric tables P(k) ~ theta**|k|:
 # Laplace scales 0.1 * 1.25**i residual steps (0.1 .. 101), theta = exp(-1 / scale).
 THETAS = (
@@ -70,7 +71,7 @@ PHASES = 3
 _COEF_BITS = 8
 _MAX_COEF = 1 << 12
 _MAX_ESCAPE = 1 << 20  # |r - p| <= 255 + 16 * 6 * 255 in any real stream
-TILE = 1024  # pixels per coding tile side: each tile is coded on its own, so memory stays bounded
+RESIDUAL_TILE = 1024  # pixels per coding tile side: each tile is coded on its own, so memory stays bounded
 
 
 def _table(theta: int) -> np.ndarray:
@@ -81,9 +82,9 @@ def _table(theta: int) -> np.ndarray:
     a[0] = 1 << 40
     for k in range(1, SPAN + 2):
         a[k] = (int(a[k - 1]) * theta) >> 16
-    tail = (int(a[SPAN + 1]) << 16) // ((1 << 16) - theta)  # sum of theta**k for k > SPAN
+    tail = (int(a[SPAN + 1]) << PRECISION) // (TABLE_TOTAL - theta)  # sum of theta**k for k > SPAN
     w = np.concatenate([[tail], a[SPAN:0:-1], a[: SPAN + 1], [tail]])
-    free = _TOTAL - w.size
+    free = TABLE_TOTAL - w.size
     total = int(w.sum())
     f = (w * free) // total  # floor of each share; the rest goes to the largest remainders
     rem = (w * free) % total
@@ -97,13 +98,13 @@ def table_bank():
     """:class:`~nkcodec.entropy.IntTables` of every table in :data:`THETAS`."""
     from .entropy import IntTables
 
-    return IntTables(np.stack([_table(t) for t in THETAS]), np.full(len(THETAS), _SIZE))
+    return IntTables(np.stack([_table(t) for t in THETAS]), np.full(len(THETAS), SIZE))
 
 
 @functools.cache
 def _code_lengths() -> np.ndarray:
     f = table_bank().freq.astype(np.float64)
-    return -np.log2(f / _TOTAL)  # (tables, symbols); the encoder's choice only
+    return -np.log2(f / TABLE_TOTAL)  # (tables, symbols); the encoder's choice only
 
 
 def _n4(a: np.ndarray) -> np.ndarray:
@@ -172,10 +173,10 @@ def _fit(feats: list, target: np.ndarray, sel) -> list:
     return np.clip(np.round(c * (1 << _COEF_BITS)), -_MAX_COEF, _MAX_COEF).astype(np.int64).tolist()
 
 
-def _tiles(h: int, w: int) -> list:
-    """(rows, cols) slices of the coding tiles, TILE x TILE pixels in raster order,
+def residual_tiles(h: int, w: int) -> list:
+    """(rows, cols) slices of the coding tiles, RESIDUAL_TILE x RESIDUAL_TILE pixels in raster order,
     each coded as if it were the whole image (bounded memory on any image)."""
-    return [(slice(r, min(r + TILE, h)), slice(c, min(c + TILE, w))) for r in range(0, h, TILE) for c in range(0, w, TILE)]
+    return [(slice(r, min(r + RESIDUAL_TILE, h)), slice(c, min(c + RESIDUAL_TILE, w))) for r in range(0, h, RESIDUAL_TILE) for c in range(0, w, RESIDUAL_TILE)]
 
 
 def check_max_error(max_error) -> int:
@@ -202,11 +203,11 @@ def _encode_tile(r: np.ndarray, base: np.ndarray, lengths, out: dict) -> None:
             e = own[sel] - _predict(feats, coef, sel)
             ctx = _contexts(gbins, done, known, g)[sel]
             order = np.argsort(ctx, kind="stable")
-            sym, esc = to_symbols(e[order], _LO, _SIZE)
+            sym, esc = to_symbols(e[order], _LO, SIZE)
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
             for s in np.split(sym.astype(np.int32), np.cumsum(counts)[:-1]):
                 if s.size:  # an empty context needs no table (the decoder knows the counts)
-                    best = int(np.argmin(lengths @ np.bincount(s, minlength=_SIZE)))
+                    best = int(np.argmin(lengths @ np.bincount(s, minlength=SIZE)))
                     out["choices"].append(best)
                     out["streams"].append(s)
             out["coefs"] += coef
@@ -223,7 +224,7 @@ def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
     step = 2 * max_error + 1
     lengths = _code_lengths()
     out: dict = {"choices": [], "streams": [], "coefs": [], "escaped": []}
-    for rs, cs in _tiles(*image.shape[:2]):
+    for rs, cs in residual_tiles(*image.shape[:2]):
         r = (image[rs, cs].astype(np.int64) - base[rs, cs].astype(np.int64) + max_error) // step
         _encode_tile(r, base[rs, cs], lengths, out)
     escaped = np.concatenate(out["escaped"])
@@ -232,7 +233,7 @@ def encode(image: np.ndarray, base: np.ndarray, max_error: int = 1):
     return params, [bytes(out["choices"]), pack_varints(out["coefs"]), data, pack_varints(escaped)]
 
 
-_COEFS_PER_TILE = sum(1 + j + (g > 0) for j in range(3) for g in range(PHASES))  # detail, earlier channels, neighbours
+COEFS_PER_TILE = sum(1 + j + (g > 0) for j in range(3) for g in range(PHASES))  # detail, earlier channels, neighbours
 
 
 class _Reader:
@@ -244,9 +245,9 @@ class _Reader:
         self.choices = np.frombuffer(sections[0], np.uint8).astype(np.int64)
         if self.choices.size > n_tiles * 3 * PHASES * NUM_CONTEXTS or self.choices.max(initial=0) >= len(THETAS):
             raise CorruptStreamError("residual table choices malformed")
-        if len(sections[1]) > 10 * n_tiles * _COEFS_PER_TILE:
+        if len(sections[1]) > 10 * n_tiles * COEFS_PER_TILE:
             raise CorruptStreamError("residual prediction weights malformed")
-        self.coefs = unpack_varints(sections[1], n_tiles * _COEFS_PER_TILE)
+        self.coefs = unpack_varints(sections[1], n_tiles * COEFS_PER_TILE)
         if np.abs(self.coefs).max(initial=0) > _MAX_COEF:
             raise CorruptStreamError("residual prediction weight out of range")
         self.esc = unpack_varints(sections[3], n_esc)
@@ -300,7 +301,7 @@ def _decode_tile(base: np.ndarray, rd: _Reader) -> np.ndarray:
             order = np.argsort(ctx, kind="stable")
             counts = np.bincount(ctx, minlength=NUM_CONTEXTS)
             sym = rd.dec.decode_run(table_bank(), 0, counts.tolist(), rows=rd.take_rows(counts)).astype(np.int64)
-            vals, esc = from_symbols(sym, _LO, _SIZE)
+            vals, esc = from_symbols(sym, _LO, SIZE)
             vals[esc] = rd.take_escapes(int(np.count_nonzero(esc)))
             e = np.empty_like(vals)
             e[order] = vals
@@ -326,7 +327,7 @@ def decode(base: np.ndarray, params, sections: list) -> np.ndarray:
         raise CorruptStreamError("residual max_error missing or out of range") from None
     if len(sections) != 4:
         raise CorruptStreamError(f"residual has {len(sections)} sections, expected 4")
-    tiles = _tiles(h, w)
+    tiles = residual_tiles(h, w)
     check_length(len(sections[2]), 3 * h * w * float(table_bank().min_bits().min()), "residual section")
     rd = _Reader(sections, len(tiles), escape_count(params, 3 * h * w))
     step = 2 * max_error + 1

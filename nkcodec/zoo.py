@@ -1,10 +1,10 @@
-"""Shipped model weights: export after training, load for coding, jitted latent transforms.
-
-A weights file (``nkcodec/weights/<name>.npz``) holds the EMA parameters as
-float32 arrays keyed by their path in the module tree, the architecture and
-training metadata as JSON, and the factorized prior's **integer frequency
-tables**, computed once at export.  Decoding reads those integer tables and
-never recomputes probabilities from floats.  No orbax: plain ``numpy.load``.
+"""The shipped models: which weights file each model id names (the registry:
+``MODEL_IDS``, ``VARIANTS``, ``RETIRED_MODELS``), loading one once
+(:func:`load_model`, :func:`model_for_id`), and running it
+(:class:`LoadedModel`: the jitted analysis and synthesis, batched and tiled,
+the integer and context tables).  The weights file itself, what ``export``
+writes and a model reads, is :mod:`nkcodec.modelfile` (its functions are
+re-exported here).
 
 Examples
 --------
@@ -16,13 +16,24 @@ Examples
 from __future__ import annotations
 
 import functools
-import json
-import os
 import threading
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from .config import LATENT_STRIDE as S
+from .modelfile import (  # noqa: F401  (the weights file API, re-exported: zoo.export and the like)
+    TABLE_PRECISION,
+    TAIL_MASS,
+    add_to_weights,
+    compute_tables,
+    export,
+    load_params_into,
+    param_dict,
+    read_groups,
+    read_params,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -38,6 +49,10 @@ __all__ = [
     "VARIANTS",
     "open_model",
     "synthesis_of",
+    "read_params",
+    "param_dict",
+    "load_params_into",
+    "BUILD_LOCK",
 ]
 
 DEFAULT_MODEL = "nk64-5x"
@@ -54,11 +69,9 @@ SYNTHESIS_FLOAT = "float32 (not exact)"
 # Models no longer shipped (to keep the wheel small): id -> (name, last release that decodes it).
 # Id 4 was an intermediate export of nk64-5's training and never shipped.
 RETIRED_MODELS = {1: ("nk64-1", "0.1.0"), 2: ("nk64-2", "0.1.0")}
-TABLE_PRECISION = 16  # frequencies sum to 2**16 per channel
-TAIL_MASS = 1e-7  # probability left to the two escape bins
 # Codecs may be shared between threads: everything built lazily (models, float
 # nets, tables) is built under this lock, once, instead of once per racing thread.
-_BUILD = threading.RLock()
+BUILD_LOCK = threading.RLock()
 
 
 def _once(cache: dict, key, build):
@@ -66,7 +79,7 @@ def _once(cache: dict, key, build):
     race to it (checked without the lock, then again under it)."""
     value = cache.get(key)
     if value is None:
-        with _BUILD:
+        with BUILD_LOCK:
             value = cache.get(key)
             if value is None:
                 value = cache[key] = build()
@@ -78,160 +91,6 @@ def weights_path(name: str) -> Path:
     if p.suffix == ".npz" and p.exists():
         return p
     return Path(str(resources.files("nkcodec") / "weights" / f"{name}.npz"))
-
-
-def _quantize_pmf(pmf: np.ndarray, total: int) -> np.ndarray:
-    """Integer frequencies >= 1 summing exactly to ``total``."""
-    pmf = np.maximum(pmf, 0.0)
-    pmf = pmf / pmf.sum()
-    n = pmf.size
-    freq = np.maximum(1, np.floor(pmf * (total - n)).astype(np.int64))
-    # hand out the remainder to the largest-probability bins (deterministic)
-    rest = total - int(freq.sum())
-    order = np.argsort(-pmf, kind="stable")
-    i = 0
-    while rest > 0:
-        freq[order[i % n]] += 1
-        rest -= 1
-        i += 1
-    while rest < 0:  # pragma: no cover - floor keeps the sum below total
-        j = order[i % n]
-        if freq[j] > 1:
-            freq[j] -= 1
-            rest += 1
-        i += 1
-    return freq.astype(np.uint32)
-
-
-def compute_tables(prior, max_range: int = 1024) -> dict:
-    """Integer frequency tables of a trained :class:`~nkcodec.model.FactorizedPrior`.
-
-    Per channel c: symbols ``lo[c] .. lo[c] + size[c] - 3`` get one bin each;
-    bin 0 and bin ``size-1`` are escapes for values below / above that range.
-    """
-    import jax.numpy as jnp
-
-    c = prior.matrices[0][...].shape[0]
-    v = np.arange(-max_range, max_range + 1, dtype=np.float32)
-    edges = np.concatenate([v - 0.5, [v[-1] + 0.5]]).astype(np.float32)
-    logits = np.asarray(prior.logits_cdf(jnp.broadcast_to(jnp.asarray(edges), (c, 1, edges.size))))[:, 0]
-    with np.errstate(over="ignore"):  # exp overflow -> cdf 0, as intended
-        cdf = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    cdf = np.maximum.accumulate(cdf, axis=1)
-    pmf = np.diff(cdf, axis=1)  # (C, 2R+1)
-    total = 1 << TABLE_PRECISION
-    los, sizes, tables = [], [], []
-    for ch in range(c):
-        cum = np.cumsum(pmf[ch])
-        mass = cum[-1]
-        lo_i = int(np.searchsorted(cum, TAIL_MASS / 2 * mass))
-        hi_i = int(np.searchsorted(cum, mass * (1 - TAIL_MASS / 2)))
-        hi_i = max(min(hi_i, pmf.shape[1] - 1), lo_i)
-        below = cdf[ch, lo_i]
-        above = 1.0 - cdf[ch, hi_i + 1]
-        p = np.concatenate([[below], pmf[ch, lo_i : hi_i + 1], [above]])
-        tables.append(_quantize_pmf(p, total))
-        los.append(int(v[lo_i]))
-        sizes.append(p.size)
-    width = max(sizes)
-    freq = np.zeros((c, width), np.uint32)
-    for ch, t in enumerate(tables):
-        freq[ch, : t.size] = t
-    return {"lo": np.asarray(los, np.int32), "size": np.asarray(sizes, np.int32), "freq": freq}
-
-
-def _param_dict(model) -> dict:
-    import jax
-    from flax import nnx
-
-    state = nnx.state(model, nnx.Param)
-    return {_param_key(path): np.asarray(leaf, np.float32) for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
-
-
-def _param_key(path) -> str:
-    """A parameter's name in weights files: its module-tree path joined by '/'."""
-    return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-
-
-def export(trainer, path, model_id: int | None = None, extra_meta: dict | None = None, fixed_point: bool = True) -> Path:
-    """Write the trainer's EMA model, config and integer tables to ``path`` (.npz).
-
-    With ``fixed_point`` (the default since nk64-2) the file also holds the
-    integer synthesis parameters of :mod:`nkcodec.fixed`, and decoding with it
-    is bit-exact on every machine.
-    """
-    model = trainer.ema_model()
-    tables = compute_tables(model.prior)
-    meta = {
-        "model_config": trainer.model_cfg.to_dict(),
-        "steps": trainer.step,
-        "train_wall_seconds": round(trainer.wall_seconds, 1),
-        "model_id": model_id if model_id is not None else 0,
-        "table_precision": TABLE_PRECISION,
-    }
-    meta.update(extra_meta or {})
-    params = _param_dict(model)
-    arrays = {f"param/{k}": v for k, v in params.items()}
-    arrays.update({f"table/{k}": v for k, v in tables.items()})
-    if fixed_point:
-        from .fixed import quantize
-
-        arrays.update({f"fixed/{k}": v for k, v in quantize(params, trainer.model_cfg.activation).items()})
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
-    return path
-
-
-def add_to_weights(path, group: str, arrays: dict) -> Path:
-    """Write (or replace) ``arrays`` under ``group/`` in a weights file, atomically.
-
-    Only keys at the same depth under the same sub-folder are replaced (writing
-    ``ctx/v2/...`` leaves ``ctx/v1/...`` alone); every other array is kept
-    bit-identical, so the file's older streams keep decoding."""
-    path = Path(path)
-    new = {f"{group}/{key}" for key in arrays}
-    prefixes = {key.rsplit("/", 1)[0] + "/" for key in new}
-    with np.load(path) as z:
-        data = {key: z[key] for key in z.files if not any(key.startswith(p) and key.count("/") == p.count("/") for p in prefixes)}
-    data.update({f"{group}/{key}": v for key, v in arrays.items()})
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **data)
-    os.replace(tmp, path)
-    return path
-
-
-def _read(path, *groups: str) -> tuple:
-    """(metadata, {key: array} per group) of a weights file; groups are the key
-    prefixes ``param``, ``table`` and ``fixed``."""
-    with np.load(path) as z:
-        meta = json.loads(bytes(z["meta"]).decode())
-        return meta, *({k[len(g) + 1 :]: z[k] for k in z.files if k.startswith(g + "/")} for g in groups)
-
-
-def read_params(path) -> tuple:
-    """(parameter dict, metadata) of a weights file."""
-    meta, params = _read(path, "param")
-    return params, meta
-
-
-def load_params_into(model, params: dict, source="weights") -> None:
-    """Copy named float arrays (see :func:`_param_dict`) into a model's parameters."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    state = nnx.state(model, nnx.Param)
-    new = []
-    for p, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        key = _param_key(p)
-        if key not in params or params[key].shape != leaf.shape:
-            raise ValueError(f"{source} does not match the model at {key}")
-        new.append(jnp.asarray(params[key]))
-    nnx.update(model, jax.tree.unflatten(jax.tree.structure(state), new))
-
-
 def _bucket(n: int, unit: int = 64) -> int:
     return -(-n // unit) * unit
 
@@ -242,7 +101,7 @@ class LoadedModel:
     def __init__(self, path, exact32: bool = False, model_id: int | None = None, name: str | None = None):
         from .config import ModelConfig
 
-        self.meta, self._params, self.tables, fixed, self.ctx, fixed32 = _read(path, "param", "table", "fixed", "ctx", "fixed32")
+        self.meta, self._params, self.tables, fixed, self.ctx, fixed32 = read_groups(path, "param", "table", "fixed", "ctx", "fixed32")
         self.path = Path(path)
         self.name = name or self.path.stem
         self.config = ModelConfig.from_dict(self.meta["model_config"])
@@ -352,10 +211,10 @@ class LoadedModel:
         version = max(versions) if version is None else version
         if version not in versions:
             raise ValueError(f"model {self.name} has no version-{version} context tables")
-        from .config import NUM_QUALITIES
+        from .config import QUALITIES
 
         def build():
-            model_tables = [self.tables_for(q) for q in range(1, NUM_QUALITIES + 1)]
+            model_tables = [self.tables_for(q) for q in QUALITIES]
             return ContextTables.from_arrays(self.ctx, model_tables, quality, version)
 
         return _once(self._ctx_tables, (quality, version), build)
@@ -365,8 +224,8 @@ class LoadedModel:
         (``rounded=False``: the float32 latent before rounding).
 
         The image is edge-padded to a 64-pixel bucket so that most sizes share
-        one compiled function.  Images over ``TILE * 16`` pixels a side are
-        analysed in tiles of ``TILE`` latent pixels, each with ``ENC_HALO``
+        one compiled function.  Images over ``NET_TILE * S`` pixels a side are
+        analysed in tiles of ``NET_TILE`` latent pixels, each with ``ENC_HALO``
         latent pixels of real context around it, so memory stays bounded.
         """
         h, w = image.shape[:2]
@@ -376,9 +235,9 @@ class LoadedModel:
         def run(window):
             return self._analyse(fn, window[None], [quality])[0]
 
-        shape, dtype = (x.shape[0] // 16, x.shape[1] // 16, self.config.m), np.int32 if rounded else np.float32
-        y = _tiled(run, x, shape, scale_in=16, scale_out=1, halo=ENC_HALO, dtype=dtype)
-        return y[: -(-h // 16), : -(-w // 16)]
+        shape, dtype = (x.shape[0] // S, x.shape[1] // S, self.config.m), np.int32 if rounded else np.float32
+        y = _tiled(run, x, shape, scale_in=S, scale_out=1, halo=ENC_HALO, dtype=dtype)
+        return y[: -(-h // S), : -(-w // S)]
 
     @staticmethod
     def analysis_key(shape) -> tuple | None:
@@ -386,7 +245,7 @@ class LoadedModel:
         :meth:`encode_latents` (the padded size); ``None`` for an image large
         enough to be analysed in tiles, one at a time."""
         hb, wb = _bucket(shape[0]), _bucket(shape[1])
-        return None if max(hb, wb) > 16 * TILE else (hb, wb)
+        return None if max(hb, wb) > S * NET_TILE else (hb, wb)
 
     def encode_latents(self, images: list, quality: int) -> list:
         """:meth:`encode_latent` of several RGB images of one :meth:`analysis_key`
@@ -394,7 +253,7 @@ class LoadedModel:
         hb, wb = self.analysis_key(images[0].shape)
         x = np.stack([_pad_edge(im, hb, wb) for im in images])
         y = self._analyse(self.float_nets().enc, x, [quality] * len(images))
-        return [y[i, : -(-im.shape[0] // 16), : -(-im.shape[1] // 16)] for i, im in enumerate(images)]
+        return [y[i, : -(-im.shape[0] // S), : -(-im.shape[1] // S)] for i, im in enumerate(images)]
 
     def _analyse(self, fn, x: np.ndarray, qualities: list) -> np.ndarray:
         import jax.numpy as jnp
@@ -418,10 +277,10 @@ class LoadedModel:
         if self._fixed_dec is not None:
             # exact integer arithmetic: tiles with DEC_HALO of context give the same pixels as one pass
             run = functools.partial(self._fixed_dec, quality=quality)
-            x = _tiled(run, yp, (16 * hb, 16 * wb, 3), scale_in=1, scale_out=16, halo=DEC_HALO, dtype=np.uint8)
+            x = _tiled(run, yp, (S * hb, S * wb, 3), scale_in=1, scale_out=S, halo=DEC_HALO, dtype=np.uint8)
         else:
             x = self._float_dec(yp, quality)
-        H, W = shape if shape is not None else (16 * h, 16 * w)
+        H, W = shape if shape is not None else (S * h, S * w)
         return x[:H, :W]
 
     @staticmethod
@@ -430,7 +289,7 @@ class LoadedModel:
         :meth:`decode_latents` (the padded size); ``None`` for one large enough
         to be decoded in tiles, one at a time."""
         hb, wb = _bucket(latent_shape[0], 4), _bucket(latent_shape[1], 4)
-        return None if max(hb, wb) > TILE else (hb, wb)
+        return None if max(hb, wb) > NET_TILE else (hb, wb)
 
     def decode_latents(self, ys: list, qualities: list, shapes: list) -> list:
         """:meth:`decode_latent` of several latents of one :meth:`synthesis_key`
@@ -456,7 +315,7 @@ class LoadedModel:
         itself exact across machines."""
         h, w = y.shape[:2]
         yp = _pad_zero(y, _bucket(h, 4), _bucket(w, 4))
-        H, W = shape if shape is not None else (16 * h, 16 * w)
+        H, W = shape if shape is not None else (S * h, S * w)
         return self._float_dec(yp, quality)[:H, :W]
 
     def _float_dec(self, y: np.ndarray, quality: int) -> np.ndarray:
@@ -466,7 +325,7 @@ class LoadedModel:
         return np.asarray(nets.dec(nets.state, jnp.asarray(y[None]), jnp.asarray([quality - 1], jnp.int32))[0])
 
 
-TILE = 64  # latent pixels per tile side (1024 image pixels)
+NET_TILE = 64  # latent pixels per tile side (1024 image pixels)
 ENC_HALO = 4  # latent pixels of context around an analysis tile (its receptive field is < 3)
 DEC_HALO = 2  # latent pixels of context around a synthesis tile (receptive field < 2; exactness tested)
 
@@ -483,17 +342,17 @@ def _pad_zero(y: np.ndarray, hb: int, wb: int) -> np.ndarray:
 
 
 def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, halo: int, dtype) -> np.ndarray:
-    """Apply ``run`` to ``x`` in tiles of ``TILE`` latent pixels (``scale_in`` input
+    """Apply ``run`` to ``x`` in tiles of ``NET_TILE`` latent pixels (``scale_in`` input
     pixels per latent pixel, ``scale_out`` output pixels per latent pixel).  Each
     tile gets ``halo`` latent pixels of context where the array has them; at the
     array's own borders the network's zero padding applies, as in one pass."""
     lh, lw = x.shape[0] // scale_in, x.shape[1] // scale_in
-    if lh <= TILE and lw <= TILE:
+    if lh <= NET_TILE and lw <= NET_TILE:
         return run(x)
     out = np.empty(out_shape, dtype)
-    for i0 in range(0, lh, TILE):
-        for j0 in range(0, lw, TILE):
-            i1, j1 = min(i0 + TILE, lh), min(j0 + TILE, lw)
+    for i0 in range(0, lh, NET_TILE):
+        for j0 in range(0, lw, NET_TILE):
+            i1, j1 = min(i0 + NET_TILE, lh), min(j0 + NET_TILE, lw)
             a0, b0 = max(i0 - halo, 0), max(j0 - halo, 0)
             a1, b1 = min(i1 + halo, lh), min(j1 + halo, lw)
             t = run(x[scale_in * a0 : scale_in * a1, scale_in * b0 : scale_in * b1])
@@ -533,7 +392,7 @@ def model_for_id(model_id: int) -> "LoadedModel":
 
 def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
     """Load (once) a shipped model by name or .npz path; safe to call from several threads."""
-    with _BUILD:
+    with BUILD_LOCK:
         return _load_model(name)
 
 

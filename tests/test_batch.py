@@ -12,14 +12,14 @@ import nkcodec
 from nkcodec import batch, zoo
 from nkcodec.errors import CorruptStreamError
 
-from .test_learned import _photo
+from .test_learned import photo
 
 # sizes that share a padded size (batched together) and sizes that do not, every channel count
 SHAPES = [(40, 56, 3), (33, 60, 3), (64, 64), (20, 30, 4), (40, 56, 1), (70, 90, 3), (48, 48, 3), (30, 20, 2)]
 
 
 def _images(n=len(SHAPES), seed=0):
-    return [_photo(SHAPES[i % len(SHAPES)], seed=seed + i) for i in range(n)]
+    return [photo(SHAPES[i % len(SHAPES)], seed=seed + i) for i in range(n)]
 
 
 def _threads():
@@ -62,7 +62,7 @@ def test_mixed_presets_qualities_and_models_decode_in_one_stream():
 
 def test_batched_nets_equal_one_at_a_time():
     m = zoo.load_model()
-    rgbs = [_photo((40 + i, 50 - i, 3), seed=i) for i in range(3)]  # one padded size
+    rgbs = [photo((40 + i, 50 - i, 3), seed=i) for i in range(3)]  # one padded size
     assert len({m.analysis_key(im.shape) for im in rgbs}) == 1
     for y, im in zip(m.encode_latents(rgbs, 4), rgbs):
         np.testing.assert_array_equal(y, m.encode_latent(im, 4))
@@ -74,7 +74,7 @@ def test_batched_nets_equal_one_at_a_time():
 
 
 def test_large_images_go_one_at_a_time_in_tiles():
-    images = [_photo((1100, 40, 3)), _photo((30, 30, 3))]
+    images = [photo((1100, 40, 3)), photo((30, 30, 3))]
     one = [nkcodec.compress(im, 2) for im in images]
     assert list(nkcodec.compress_many(images, 2, batch_size=2)) == one
     for d, s in zip(nkcodec.decompress_many(one, batch_size=2), one):
@@ -141,7 +141,7 @@ def test_load_errors_are_the_items_errors(tmp_path):
 
 def test_endless_input_runs_in_bounded_memory_and_closing_stops_it():
     taken = itertools.count()
-    image = _photo((24, 24, 3))
+    image = photo((24, 24, 3))
 
     def endless():
         while True:
@@ -219,7 +219,7 @@ def test_device_is_named():
 def test_ctrl_c_while_waiting_leaves_no_threads():
     import _thread
 
-    image = _photo((64, 64, 3))
+    image = photo((64, 64, 3))
     timer = threading.Timer(0.5, _thread.interrupt_main)  # Ctrl-C, as the terminal sends it
     got = 0
     with pytest.raises(KeyboardInterrupt):

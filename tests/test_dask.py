@@ -7,7 +7,7 @@ from PIL import Image
 import nkcodec
 from nkcodec.__main__ import main
 
-from .test_learned import _photo
+from .test_learned import photo
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -29,7 +29,7 @@ def test_files_on_two_worker_processes(tmp_path, client):
     srcs = []
     for i in range(6):
         srcs.append(tmp_path / f"{i}.png")
-        Image.fromarray(_photo((40 + 8 * i, 56, 3), seed=i)).save(srcs[-1])
+        Image.fromarray(photo((40 + 8 * i, 56, 3), seed=i)).save(srcs[-1])
     (tmp_path / "bad.png").write_bytes(b"not an image")
     srcs.insert(3, tmp_path / "bad.png")
     out = tmp_path / "out"
@@ -50,7 +50,7 @@ def test_files_on_two_worker_processes(tmp_path, client):
 
 def test_cli_scheduler(tmp_path, capsys, client):
     src = tmp_path / "a.png"
-    Image.fromarray(_photo((32, 48, 3))).save(src)
+    Image.fromarray(photo((32, 48, 3))).save(src)
     address = client.scheduler.address
     assert main(["encode", str(src), "-o", str(tmp_path / "a.nkc"), "--scheduler", address]) == 0
     assert main(["decode", str(tmp_path / "a.nkc"), "-o", str(tmp_path / "b.png"), "--scheduler", address]) == 0

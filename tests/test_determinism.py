@@ -12,9 +12,9 @@ import pytest
 SCRIPT = """
 import hashlib
 import nkcodec
-from tests.test_learned import _photo
+from tests.test_learned import photo
 
-img = _photo((96, 130, 3), seed=5)
+img = photo((96, 130, 3), seed=5)
 cases = [("default", {}), ("scalar", {}), ("palette", {"k": 32}), ("paper", {}), ("cluster", {}),
          ("near-lossless", {"max_error": 1}), ("default", {"effort": 1})]
 for preset, options in cases:

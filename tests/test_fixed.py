@@ -28,7 +28,7 @@ def _latent(shape, seed=0, scale=3.0):
 
 
 def _shift(v: np.ndarray, s) -> np.ndarray:
-    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of the rescaling in fixed._forward."""
+    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of the rescaling in fixed.forward."""
     s = np.asarray(s, np.int64)
     pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
     return np.where(s > 0, (v + (np.int64(1) << np.maximum(pos - 1, 0))) >> pos, v << neg)
@@ -128,7 +128,7 @@ def test_tiled_decoding_is_bit_identical(tmp_path, monkeypatch, tile):
     m = _trained(tmp_path)
     y = _latent((9, 7, 12), 7, scale=4.0)
     whole = fixed.synthesize(np.pad(y, ((0, 3), (0, 1), (0, 0))), 3, m.fixed)[:139, :101]
-    monkeypatch.setattr(zoo, "TILE", tile)
+    monkeypatch.setattr(zoo, "NET_TILE", tile)
     np.testing.assert_array_equal(m.decode_latent(y, 3, (139, 101)), whole)
 
 
@@ -138,7 +138,7 @@ def test_tiled_analysis_matches_one_pass(tmp_path, monkeypatch):
     yy, xx = np.mgrid[0:150, 0:200]
     img = np.clip(np.stack([xx, yy, xx + yy], -1) + rng.integers(0, 40, (150, 200, 3)), 0, 255).astype(np.uint8)
     whole = m.encode_latent(img, 6)
-    monkeypatch.setattr(zoo, "TILE", 4)
+    monkeypatch.setattr(zoo, "NET_TILE", 4)
     tiled = m.encode_latent(img, 6)
     assert tiled.shape == whole.shape == (10, 13, 12)
     # float32 on different shapes: a rounding may flip, nothing more

@@ -199,7 +199,7 @@ def test_tiled_decoding_is_bit_identical(tiny, monkeypatch, tile, tmp_path):
     assert model.model_id == 91 and "float32" in model.synthesis
     y = _latent((9, 7, 12), 7, scale=4.0)
     whole = fixed32.synthesize(np.pad(y, ((0, 3), (0, 1), (0, 0))), 3, fx)[:139, :101]
-    monkeypatch.setattr(zoo, "TILE", tile)
+    monkeypatch.setattr(zoo, "NET_TILE", tile)
     np.testing.assert_array_equal(model.decode_latent(y, 3, (139, 101)), whole)
     with pytest.raises(ValueError, match="fit-exact"):
         zoo.LoadedModel(m.path, exact32=True)

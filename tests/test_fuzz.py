@@ -37,11 +37,11 @@ def test_cases_are_reproducible_and_mostly_resealed():
 def test_structure_mutations_touch_params_and_sections():
     corpus = dict(fuzz.load_corpus(FIXTURES))
     data = corpus["context_v1_model6.nkc"]
-    base = fuzz._split(data)
+    base = fuzz.split(data)
     changed = {"header": 0, "params": 0, "sections": 0}
     for i in range(300):
-        out = fuzz._mutate_structure(data, np.random.default_rng(i))
-        parts = fuzz._split(out) if out else None
+        out = fuzz.mutate_structure(data, np.random.default_rng(i))
+        parts = fuzz.split(out) if out else None
         if parts is None:
             continue
         changed["header"] += parts[0][:-1] != base[0][:-1]

@@ -14,7 +14,7 @@ from .common import check_backwards_compatibility, check_corruption, with_fixed_
 PRESETS = ["context", "scalar", "paper", "scalar-rle", "cluster", "near-lossless"]
 
 
-def _photo(shape, seed=0):
+def photo(shape, seed=0):
     rng = np.random.default_rng(seed)
     h, w = shape[:2]
     y, x = np.mgrid[0:h, 0:w]
@@ -32,7 +32,7 @@ def _photo(shape, seed=0):
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (17, 33, 3), (40, 24), (23, 19, 1), (30, 70, 4), (21, 18, 2)])
 def test_round_trip_shapes(preset, shape):
-    img = _photo(shape)
+    img = photo(shape)
     data = nkcodec.compress(img, quality=4, preset=preset)
     out = nkcodec.decompress(data)
     assert out.shape == img.shape and out.dtype == np.uint8
@@ -42,7 +42,7 @@ def test_round_trip_shapes(preset, shape):
 
 
 def test_default_is_context_and_quality_changes_rate():
-    img = _photo((64, 96, 3))
+    img = photo((64, 96, 3))
     a = nkcodec.compress(img, quality=1)
     b = nkcodec.compress(img, quality=8)
     assert nkcodec.container.unpack_container(a)[0].preset == "context"
@@ -51,21 +51,21 @@ def test_default_is_context_and_quality_changes_rate():
 
 
 def test_large_image():
-    img = _photo((700, 1100, 3))
+    img = photo((700, 1100, 3))
     out = nkcodec.decompress(nkcodec.compress(img, quality=2))
     assert out.shape == img.shape
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_corrupt_learned_streams(preset):
-    data = nkcodec.compress(_photo((20, 20, 3)), quality=3, preset=preset)
+    data = nkcodec.compress(photo((20, 20, 3)), quality=3, preset=preset)
     check_corruption(nkcodec.decompress, data, flips=100)
 
 
 def test_unknown_model_id_is_reported():
     import struct
 
-    data = bytearray(nkcodec.compress(_photo((8, 8, 3)), quality=3)[:-4])
+    data = bytearray(nkcodec.compress(photo((8, 8, 3)), quality=3)[:-4])
     struct.pack_into("<H", data, 16, 999)
     data = with_fixed_crc(bytes(data))
     with pytest.raises(CorruptStreamError, match="model id 999"):
@@ -76,7 +76,7 @@ def test_unknown_model_id_is_reported():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_fixture_learned(preset, model_id):
     """Every shipped model keeps decoding its committed streams (one per preset)."""
-    img = _photo((48, 64, 3), seed=7)
+    img = photo((48, 64, 3), seed=7)
     name = zoo.MODEL_IDS[model_id]
     if preset in ("context", "near-lossless") and not zoo.load_model(name).ctx:
         pytest.skip(f"{name} has no context tables")
@@ -92,7 +92,7 @@ def test_fixture_learned(preset, model_id):
 def test_deep_corruption_learned(preset):
     from .common import check_deep_corruption
 
-    data = nkcodec.compress(_photo((20, 36, 3)), quality=3, preset=preset)
+    data = nkcodec.compress(photo((20, 36, 3)), quality=3, preset=preset)
     check_deep_corruption(nkcodec.decompress, data, flips=60)
 
 
@@ -103,7 +103,7 @@ def test_context_preset_needs_context_tables(tmp_path):
     tr = T.Trainer(M.ModelConfig(n=8, m=12, filters=(2, 2)), T.TrainConfig(batch=1, crop=32, steps=1))
     path = zoo.export(tr, tmp_path / "tiny.npz", model_id=90)
     with pytest.raises(ValueError, match="no context tables"):
-        nkcodec.compress(_photo((16, 16, 3)), preset="context", model=str(path))
+        nkcodec.compress(photo((16, 16, 3)), preset="context", model=str(path))
 
 
 @pytest.mark.parametrize("model_id", sorted(zoo.RETIRED_MODELS))
@@ -162,7 +162,7 @@ def test_context_tiles_round_trip():
     y = (rng.laplace(0, 1.5, (70, 67, ct.order.size)) * np.linspace(3, 0.01, ct.order.size)).round().astype(np.int32)
     y[63:65, 63:65, :4] = [[1 << 20, -(1 << 20), 9, -7]]
     params, sections = context.code_latent(ct, y)
-    assert len(context._tiles(70, 67, 2)) == 4
+    assert len(context.coding_tiles(70, 67, 2)) == 4
     np.testing.assert_array_equal(context.decode_latent(ct, params, sections, (70, 67)).reshape(y.shape), y)
 
 
@@ -177,7 +177,7 @@ def test_unknown_context_version_is_corrupt(version):
 def test_fixture_context_v2():
     """The version-2 context model keeps decoding its committed stream (the
     ``context_v1_model3`` fixture is a version-1 stream and stays too)."""
-    img = _photo((48, 64, 3), seed=7)
+    img = photo((48, 64, 3), seed=7)
     name = "context-ctx2_v1_model3"
 
     def make():
@@ -202,7 +202,7 @@ def test_context_beats_scalar_on_a_photo():
 
         img = np.asarray(Image.open(p).convert("RGB"))[:256, :256]
     else:
-        img = _photo((256, 256, 3), seed=3)
+        img = photo((256, 256, 3), seed=3)
     a = nkcodec.compress(img, quality=4, preset="scalar")
     b = nkcodec.compress(img, quality=4, preset="context")
     np.testing.assert_array_equal(nkcodec.decompress(a), nkcodec.decompress(b))
@@ -237,7 +237,7 @@ def test_malformed_context_model_is_refused():
 def test_near_lossless_bounds_every_sample(shape, max_error):
     """Every decoded sample is within max_error of the original (0: exact), on a
     smooth photo and on noise (whose residuals are large and escape), any channels."""
-    for img in (_photo(shape), np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)):
+    for img in (photo(shape), np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)):
         data = nkcodec.compress(img, preset="near-lossless", max_error=max_error)
         out = nkcodec.decompress(data)
         assert out.shape == img.shape and out.dtype == np.uint8
@@ -249,7 +249,7 @@ def test_near_lossless_bounds_every_sample(shape, max_error):
 
 
 def test_near_lossless_options_and_rate():
-    img = _photo((48, 64, 3))
+    img = photo((48, 64, 3))
     sizes = [len(nkcodec.compress(img, preset="near-lossless", max_error=d)) for d in (0, 1, 4)]
     assert sizes[0] > sizes[1] > sizes[2]  # a looser bound costs fewer bytes
     for bad in (-1, 33, 1.5, True, "1"):
@@ -265,9 +265,9 @@ def test_residual_tables_are_integer_and_normalised():
     from nkcodec import residual
 
     bank = residual.table_bank()
-    assert bank.freq.shape == (len(residual.THETAS), residual._SIZE)
+    assert bank.freq.shape == (len(residual.THETAS), residual.SIZE)
     assert np.all(bank.freq.sum(axis=1) == 1 << 16) and bank.freq.min() >= 1
-    mid = residual._SIZE // 2
+    mid = residual.SIZE // 2
     for row in bank.freq.astype(np.int64):  # two-sided geometric: symmetric, falling away from 0
         assert np.abs(row[1:-1] - row[1:-1][::-1]).max() <= 1  # up to the rounding of the integer shares
         assert np.all(np.diff(row[mid:-1]) <= 1)
@@ -277,7 +277,7 @@ def test_near_lossless_malformed_residuals_are_corrupt():
     from nkcodec import residual
     from nkcodec.entropy import pack_varints
 
-    x = _photo((12, 10, 3))
+    x = photo((12, 10, 3))
     base = np.clip(x.astype(int) + 5, 0, 255).astype(np.uint8)
     params, sections = residual.encode(x, base, 1)
     assert np.abs(residual.decode(base, params, sections).astype(int) - x).max() <= 1
@@ -289,7 +289,7 @@ def test_near_lossless_malformed_residuals_are_corrupt():
         sections[:3],
         [bytes([200]) + sections[0][1:], *sections[1:]],  # a table index past the bank
         [sections[0] + b"\0", *sections[1:]],  # one choice too many
-        [sections[0], pack_varints([1 << 20] * residual._COEFS_PER_TILE), *sections[2:]],  # weight out of range
+        [sections[0], pack_varints([1 << 20] * residual.COEFS_PER_TILE), *sections[2:]],  # weight out of range
         [sections[0], sections[1][: n_coefs - 1], *sections[2:]],  # weights truncated
     ]
     for secs in bad_sections:
@@ -305,16 +305,16 @@ def test_near_lossless_tiles():
     bound holds across the tile borders."""
     from nkcodec import residual
 
-    x = _photo((9, 2100, 3), seed=2)
+    x = photo((9, 2100, 3), seed=2)
     base = np.clip(x.astype(int) + np.random.default_rng(0).integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
-    assert len(residual._tiles(9, 2100)) == 3
+    assert len(residual.residual_tiles(9, 2100)) == 3
     for d in (0, 2):
         out = residual.decode(base, *residual.encode(x, base, d))
         assert np.abs(out.astype(int) - x).max() <= d
 
 
 def test_compress_to_size_picks_the_highest_quality_that_fits():
-    img = _photo((64, 96, 3))
+    img = photo((64, 96, 3))
     sizes = {q: len(nkcodec.compress(img, quality=q)) for q in range(1, 9)}
     for q in (1, 3, 8):
         data = nkcodec.compress_to_size(img, sizes[q])
@@ -352,7 +352,7 @@ def test_effort_refines_the_latent_and_streams_stay_ordinary():
     """effort=1 changes only the encoder: the stream is a normal context stream,
     repeat encodes give identical bytes, and the trained objective (real bytes,
     decoded pixels) is lower than with the analysis net's own latent."""
-    img = _photo((48, 80, 3), seed=3)
+    img = photo((48, 80, 3), seed=3)
     base = nkcodec.compress(img, quality=4)
     refined = nkcodec.compress(img, quality=4, effort=1)
     assert nkcodec.compress(img, quality=4, effort=1) == refined
@@ -360,7 +360,7 @@ def test_effort_refines_the_latent_and_streams_stay_ordinary():
     assert nkcodec.decompress(refined).shape == img.shape
     assert refined != base  # the refinement moved the latent (1.8% lower objective here)
     assert _rd_objective(img, refined, 4) < _rd_objective(img, base, 4)
-    wide = _photo((20, 1050, 3), seed=4)  # a latent of 2 x 66: two coding tiles, refined one after the other
+    wide = photo((20, 1050, 3), seed=4)  # a latent of 2 x 66: two coding tiles, refined one after the other
     data = nkcodec.compress(wide, quality=2, effort=1)
     assert nkcodec.decompress(data).shape == wide.shape
     for bad in (2, -1, True, "1", 0.5):
@@ -374,23 +374,23 @@ def test_threads_share_a_cold_model():
     and pixels as one thread, and builds its float nets once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from nkcodec.codec import _decode_context, _encode_context
+    from nkcodec.codec import decode_context, encode_context
     from nkcodec.container import Header
 
     m = zoo.open_model(zoo.DEFAULT_MODEL)
     builds = []
     build = m._build_float_nets
     m._build_float_nets = lambda: builds.append(1) or build()
-    imgs = [_photo((40, 56, 3), seed) for seed in range(4)] + [_photo((70, 30, 3), seed) for seed in range(4)]
+    imgs = [photo((40, 56, 3), seed) for seed in range(4)] + [photo((70, 30, 3), seed) for seed in range(4)]
     jobs = [(img, 2 + i % 3) for i, img in enumerate(imgs)]
     with ThreadPoolExecutor(4) as ex:
-        coded = list(ex.map(lambda job: _encode_context(m, *job)[:2], jobs))
+        coded = list(ex.map(lambda job: encode_context(m, *job)[:2], jobs))
     assert len(builds) == 1
-    assert coded == [_encode_context(m, *job)[:2] for job in jobs]
+    assert coded == [encode_context(m, *job)[:2] for job in jobs]
     hdrs = [Header(*img.shape, "context", q, m.model_id, params={"latent": p}) for (img, q), (p, _) in zip(jobs, coded)]
 
     def decode(i):
-        return _decode_context(hdrs[i], coded[i][1], m, hdrs[i].quality)
+        return decode_context(hdrs[i], coded[i][1], m, hdrs[i].quality)
 
     with ThreadPoolExecutor(4) as ex:
         pix = list(ex.map(decode, range(len(jobs))))
@@ -402,7 +402,7 @@ def test_refinement_progress_only_on_a_terminal_and_for_large_images(monkeypatch
     import io
     import sys
 
-    from nkcodec.refine import _progress
+    from nkcodec.refine import tile_progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -411,7 +411,7 @@ def test_refinement_progress_only_on_a_terminal_and_for_large_images(monkeypatch
     for tty, wanted, shown in ((True, True, True), (True, False, False), (False, True, False)):
         err = Tty() if tty else io.StringIO()
         monkeypatch.setattr(sys, "stderr", err)
-        assert list(_progress([1, 2, 3], wanted)) == [1, 2, 3]
+        assert list(tile_progress([1, 2, 3], wanted)) == [1, 2, 3]
         assert ("refinement" in err.getvalue()) == shown
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from nkcodec import model as M
 from nkcodec import train as T
-from nkcodec import zoo
+from nkcodec import context_fit, entropy, zoo
 
 TINY = M.ModelConfig(n=8, m=12, filters=(2, 2))
 
@@ -100,7 +100,7 @@ def test_export_load_round_trip(tmp_path):
 
 
 def test_quantize_pmf():
-    f = zoo._quantize_pmf(np.array([0.5, 0.5, 0.0, 1e-12]), 1 << 16)
+    f = entropy.quantize_pmf(np.array([0.5, 0.5, 0.0, 1e-12]), 1 << 16)
     assert f.sum() == 1 << 16 and f.min() >= 1
 
 
@@ -228,8 +228,8 @@ def test_fit_context_tables_into_weights(tmp_path):
     path = zoo.export(tr, tmp_path / "w.npz", model_id=9)
     before = dict(np.load(path))
     m = zoo.LoadedModel(path)
-    arrays = context.fit(m, _images(4, seed=3), k=3, progress=False)
-    context.add_to_weights(path, arrays)
+    arrays = context_fit.fit(m, _images(4, seed=3), k=3, progress=False)
+    context_fit.add_to_weights(path, arrays)
     after = dict(np.load(path))
     for key, v in before.items():
         np.testing.assert_array_equal(after[key], v)
@@ -239,6 +239,6 @@ def test_fit_context_tables_into_weights(tmp_path):
     y = m2.encode_latent(_images(1, seed=8)[0], 5)
     params, sections = context.code_latent(ct, y)
     np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[:2]), y.reshape(-1, TINY.m))
-    context.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
+    context_fit.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
     again = dict(np.load(path))
     assert all(np.array_equal(again[key], after[key]) for key in after) and "ctx/v9/x" in again

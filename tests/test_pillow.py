@@ -10,12 +10,12 @@ import nkcodec
 import nkcodec.pillow  # noqa: F401  (registers the format)
 from nkcodec.errors import CorruptStreamError
 
-from .test_learned import _photo
+from .test_learned import photo
 
 
 @pytest.mark.parametrize("shape, mode", [((30, 44), "L"), ((30, 44, 2), "LA"), ((30, 44, 3), "RGB"), ((30, 44, 4), "RGBA")])
 def test_save_and_open_give_nkcodecs_bytes_and_pixels(tmp_path, shape, mode):
-    img = _photo(shape)
+    img = photo(shape)
     path = tmp_path / "x.nkc"
     Image.fromarray(img).save(path, quality=6)  # the extension picks the format
     data = path.read_bytes()
@@ -27,7 +27,7 @@ def test_save_and_open_give_nkcodecs_bytes_and_pixels(tmp_path, shape, mode):
 
 
 def test_preset_and_options_pass_through():
-    img = _photo((24, 32, 3))
+    img = photo((24, 32, 3))
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="NKC", preset="near-lossless", max_error=2)
     assert buf.getvalue() == nkcodec.compress(img, preset="near-lossless", max_error=2)
@@ -41,15 +41,15 @@ def test_registered_extension_and_mime():
 
 
 def test_other_modes_are_converted_before_saving(tmp_path):
-    bw = Image.fromarray(_photo((16, 16)) > 100)
+    bw = Image.fromarray(photo((16, 16)) > 100)
     bw.save(tmp_path / "b.nkc", preset="rle")
     assert Image.open(tmp_path / "b.nkc").mode == "L"
-    Image.fromarray(_photo((16, 16, 3))).quantize(8).save(tmp_path / "p.nkc", preset="rle")
+    Image.fromarray(photo((16, 16, 3))).quantize(8).save(tmp_path / "p.nkc", preset="rle")
     assert Image.open(tmp_path / "p.nkc").mode == "RGB"
 
 
 def test_a_corrupt_file_raises_corrupt_stream_error():
-    data = nkcodec.compress(_photo((8, 8, 3)), preset="rle")
+    data = nkcodec.compress(photo((8, 8, 3)), preset="rle")
     with pytest.raises(CorruptStreamError):
         Image.open(io.BytesIO(data[:-1] + bytes([data[-1] ^ 1])))
     with pytest.raises(Exception):  # not .nkc at all: Pillow's own "cannot identify"

@@ -76,9 +76,9 @@ def test_a_huge_header_over_a_small_payload_fails_before_allocating(name):
     from nkcodec import fuzz
 
     data = (FIXTURES / name).read_bytes()
-    fields, params, sections = fuzz._split(data)
+    fields, params, sections = fuzz.split(data)
     fields[2] = fields[3] = 16384
-    hostile = fuzz.reseal(fuzz._join(fields, params, sections))
+    hostile = fuzz.reseal(fuzz.join(fields, params, sections))
     with pytest.raises((CorruptStreamError, nkcodec.RetiredModelError), match="too short|cover|symbols, expected|retired"):
         nkcodec.decompress(hostile)
 

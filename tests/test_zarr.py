@@ -12,7 +12,7 @@ import pytest
 import nkcodec
 from nkcodec.errors import CorruptStreamError
 
-from .test_learned import _photo
+from .test_learned import photo
 
 numcodecs = pytest.importorskip("numcodecs", reason="the zarr extra is not installed")
 zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
@@ -40,7 +40,7 @@ def test_found_by_id_without_an_import():
 @pytest.mark.parametrize("preset", ["default", "rle"])
 def test_chunks_round_trip_as_one_at_a_time(shape, preset):
     codec = NkCodec(quality=3, preset=preset)
-    chunk = np.stack([_photo(shape[1:], seed=i) for i in range(shape[0])]) if len(shape) == 4 else _photo(shape)
+    chunk = np.stack([photo(shape[1:], seed=i) for i in range(shape[0])]) if len(shape) == 4 else photo(shape)
     out = codec.decode(codec.encode(chunk))
     images = chunk if chunk.ndim == 4 else [chunk]
     expected = np.stack([nkcodec.decompress(nkcodec.compress(im, 3, preset)) for im in images])
@@ -78,7 +78,7 @@ def test_corrupt_chunks_raise_corrupt_stream_error():
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_zarr_arrays_on_disk_reopened_in_a_fresh_process(tmp_path, zarr_format):
-    images = np.stack([_photo((48, 64, 3), seed=i) for i in range(5)])
+    images = np.stack([photo((48, 64, 3), seed=i) for i in range(5)])
     path = str(tmp_path / f"images{zarr_format}.zarr")
     options = {"serializer": NkCodecZarr3(quality=4), "compressors": None} if zarr_format == 3 else {"compressors": NkCodec(quality=4), "filters": None}
     with warnings.catch_warnings():

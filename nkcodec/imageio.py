@@ -1,0 +1,111 @@
+"""Image files: reading and writing them as uint8 arrays (Pillow), atomic
+writes, folders of images, the shipped samples, and Pillow's JPEG/WebP/PNG
+codecs as the peers every benchmark times in the same run.
+
+The lowest layer of the command line, ``bench`` and ``eval``: it imports
+nothing else of nkcodec.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MODES", "read_image", "write_image", "write_atomic", "folder_images", "sample_images", "pillow_codec"]
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode read and written
+
+
+def read_image(path, on_convert=None):
+    """Read an 8-bit image file as a uint8 array: HxW (L), HxWx2 (LA), HxWx3 (RGB)
+    or HxWx4 (RGBA), the mode it has.  Other modes are converted: 1 to L, P to
+    RGB (RGBA when it has transparency), PA to RGBA, CMYK, YCbCr, LAB and HSV
+    to RGB; ``on_convert(message)`` is told.  16-bit and float images raise
+    ValueError."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        mode, target = im.mode, None
+        if mode in ("L", "LA", "RGB", "RGBA"):
+            pass
+        elif mode == "1":
+            target = "L"
+        elif mode == "PA" or (mode == "P" and "transparency" in im.info):
+            target = "RGBA"
+        elif mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
+            target = "RGB"
+        else:
+            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, LA, RGB and RGBA")
+        if target:
+            im = im.convert(target)
+            if on_convert:
+                hint = "; few colours: --preset palette or rle may be far smaller" if mode in ("1", "P", "PA") else ""
+                on_convert(f"{path}: mode {mode} converted to {target}{hint}")
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def write_image(path, image, format=None) -> None:
+    """Write a uint8 image (HxW, HxWx1 as L, HxWx2 as LA, HxWx3 as RGB, HxWx4
+    as RGBA) with Pillow (``format``: by the file's extension unless given)."""
+    from PIL import Image
+
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
+
+
+def write_atomic(path: Path, write) -> None:
+    """``write(temporary path)``, then rename it to ``path``: a crash or Ctrl-C
+    never leaves a half-written ``path`` (a killed process may leave its hidden
+    temporary file, which the next write of ``path`` removes)."""
+    import glob
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+
+
+def sample_images() -> dict:
+    """The small images shipped in ``nkcodec/samples`` as {name: uint8 array}."""
+    folder = resources.files("nkcodec") / "samples"
+    return {p.name: read_image(p) for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".png")}
+
+
+def folder_images(folder) -> dict:
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+    if not paths:
+        raise ValueError(f"no images in {folder}")
+    return {p.name: read_image(p) for p in paths}
+
+
+def pillow_codec(fmt: str, quality: int | None):
+    """Pillow's encoder and decoder; ``quality=None``: lossless (PNG, WebP with
+    ``lossless=True``), at Pillow's default effort."""
+    from PIL import Image
+
+    def enc(img):
+        buf = io.BytesIO()
+        kw = {"quality": quality} if quality is not None else {}
+        if fmt == "JPEG":
+            kw.update(optimize=True, subsampling=2)
+        elif fmt == "WEBP" and quality is None:
+            kw.update(lossless=True)
+        Image.fromarray(img).save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    def dec(data):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    return enc, dec
