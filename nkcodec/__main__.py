@@ -242,6 +242,12 @@ def _info(args) -> int:
     return 0
 
 
+def _view(args) -> int:
+    from .view import serve
+
+    return serve(args.host, args.port, args.open)
+
+
 def _fuzz(args) -> int:
     from .fuzz import main_fuzz
 
@@ -414,6 +420,12 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--engine", choices=["seeded", "atheris"], default="seeded", help="seeded: counted, reproducible; atheris: coverage-guided libFuzzer")
     z.add_argument("--libfuzzer", nargs="*", default=[], help="extra libFuzzer flags for --engine atheris")
     z.set_defaults(func=_fuzz)
+
+    w = sub.add_parser("view", help="the viewer: a local web page comparing nkcodec with the original, JPEG and WebP")
+    w.add_argument("--port", type=int, default=8000)
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    w.add_argument("--open", action="store_true", help="open the page in the default browser")
+    w.set_defaults(func=_view)
 
     i = sub.add_parser("info", help="describe a .nkc file")
     i.add_argument("input")

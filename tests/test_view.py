@@ -1,0 +1,128 @@
+"""The viewer's server (nkcodec.view): status codes for bad uploads, the caps,
+and figures equal to the library's."""
+
+import base64
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nkcodec
+from nkcodec import metrics, view
+
+from .test_learned import photo
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = view.make_server("127.0.0.1", 0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _request(url, data=None):
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read(), r.headers.get("Content-Type")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers.get("Content-Type")
+
+
+def _png_bytes(image):
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_page_and_samples(server):
+    status, body, ctype = _request(server + "/")
+    assert status == 200 and b"nkcodec viewer" in body and ctype.startswith("text/html")
+    assert _request(server + "/app.js")[0] == 200 and _request(server + "/style.css")[0] == 200
+    status, body, _ = _request(server + "/api/samples")
+    names = json.loads(body)
+    assert status == 200 and names and all(n.endswith(".png") for n in names)
+    status, body, ctype = _request(server + "/api/sample?name=" + names[0])
+    assert status == 200 and ctype == "image/png" and body[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("path", ["/../pyproject.toml", "/api/sample?name=../../pyproject.toml", "/api/sample?name=/etc/passwd", "/nkcodec/view.py"])
+def test_no_path_from_a_request_is_read(server, path):
+    assert _request(server + path)[0] == 404
+
+
+@pytest.mark.parametrize("settings", ["preset=default&quality=3", "preset=near-lossless&max_error=2", "preset=rle"])
+def test_figures_equal_the_librarys(server, settings):
+    img = photo((40, 56, 3))
+    status, body, _ = _request(server + "/api/encode?" + settings + "&rd=0", _png_bytes(img))
+    assert status == 200
+    res = json.loads(body)
+    q = dict(kv.split("=") for kv in settings.split("&"))
+    options = {"max_error": int(q["max_error"])} if "max_error" in q else {}
+    data = nkcodec.compress(img, int(q.get("quality", 4)), q["preset"], **options)
+    out = nkcodec.decompress(data)
+    f = res["figures"]
+    assert base64.b64decode(res["nkc"]) == data
+    assert f["bytes"] == len(data) and f["bpp"] == metrics.bpp(data, img) and f["cr"] == metrics.compression_ratio(data, img)
+    psnr = metrics.psnr(img, out)
+    assert f["psnr"] == (None if psnr == float("inf") else psnr) and f["mse"] == metrics.mse(img, out)
+    assert f["max_error"] == int(np.abs(img.astype(int) - out).max())
+    for name in ("jpeg", "webp"):
+        assert 1 <= res["peers"][name]["quality"] <= 100 and res["peers"][name]["image"].startswith("data:image/png;base64,")
+
+
+def test_rd_points(server):
+    status, body, _ = _request(server + "/api/encode?quality=4", _png_bytes(photo((32, 48, 3))))
+    rd = json.loads(body)["rd"]
+    assert status == 200 and len(rd["nkcodec"]) == 8 and len(rd["jpeg"]) == len(rd["webp"]) == 5
+    bpps = [p[0] for p in rd["nkcodec"]]
+    assert bpps == sorted(bpps)
+
+
+def test_open_a_stream(server):
+    img = photo((24, 40, 3))
+    data = nkcodec.compress(img, 5)
+    status, body, _ = _request(server + "/api/open", data)
+    res = json.loads(body)
+    assert status == 200 and res["info"]["quality"] == 5 and res["info"]["bytes"] == len(data)
+    png = base64.b64decode(res["decoded"].split(",", 1)[1])
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), nkcodec.decompress(data))
+
+
+@pytest.mark.parametrize(
+    "path, body, status, words",
+    [
+        ("/api/encode", b"", 400, "empty"),
+        ("/api/encode", b"this is not an image", 400, "not an image"),
+        ("/api/encode?quality=9", None, 400, "quality"),
+        ("/api/encode?quality=x", None, 400, "quality"),
+        ("/api/encode?preset=nope", None, 400, "preset"),
+        ("/api/open", b"NKC\x01" + b"\x00" * 40, 422, "corrupt"),
+        ("/api/open", b"junk", 422, "corrupt"),
+        ("/api/nothing", b"x", 404, "not found"),
+    ],
+)
+def test_bad_requests_get_a_4xx_and_a_message(server, path, body, status, words):
+    if body is None:
+        body = _png_bytes(photo((16, 16, 3)))
+    got, raw, ctype = _request(server + path, body)
+    assert got == status and ctype == "application/json"
+    message = json.loads(raw)["error"]
+    assert words in message.lower() and "Traceback" not in message
+
+
+def test_caps(server, monkeypatch):
+    monkeypatch.setattr(view, "MAX_PIXELS", 100)
+    status, raw, _ = _request(server + "/api/encode", _png_bytes(photo((16, 16, 3))))
+    assert status == 413 and "cap" in json.loads(raw)["error"]
+    monkeypatch.setattr(view, "MAX_UPLOAD", 10)
+    status, raw, _ = _request(server + "/api/open", b"x" * 11)
+    assert status == 413 and "larger than the cap" in json.loads(raw)["error"]
