@@ -67,6 +67,12 @@ def test_viewer_in_chromium(url, tmp_path):
             assert shown["mse"] == f"{metrics.mse(crop, out):.3f}"
             assert int(shown["max_error"]) == int(np.abs(crop.astype(int) - out).max())
         page.screenshot(path=str(shots / "viewer.png"))
+        # a fast slider: three qualities in a row; only the last one's figures may be shown
+        page.eval_on_selector("#quality", "el => { for (const q of [2, 5, 3]) { el.value = q; el.dispatchEvent(new Event('input')); } }")
+        _wait_encoded(page, 3)
+        page.wait_for_timeout(1500)  # any stale answer would have landed by now
+        assert page.get_attribute("body", "data-quality") == "3"
+        assert int(_shown(page)["bytes"]) == len(nkcodec.compress(crop, 3))
         page.select_option("#peer", "jpeg")
         page.check("#errmap")
         page.eval_on_selector("#zoom", "el => { el.value = 8; el.dispatchEvent(new Event('input')); }")

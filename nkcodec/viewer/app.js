@@ -52,11 +52,12 @@ async function post(path, body) {
 
 async function encode() {
   if (!upload) return;
-  const data = await post("/api/encode?" + settings(), upload);
+  const asked = settings();
+  const data = await post("/api/encode?" + asked, upload);
   if (!data) return;
   result = data;
   document.body.dataset.state = "encoded";
-  document.body.dataset.quality = $("quality").value;
+  document.body.dataset.quality = asked.get("quality");  // what this answer was computed for
   $("info").textContent = "";
   render();
   fillTable(data);
