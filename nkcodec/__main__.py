@@ -297,7 +297,7 @@ def _eval(args) -> int:
     if args.lossless:
         from .evaluate import run_lossless
 
-        run_lossless(args.dir, json_path=args.json)
+        run_lossless(args.dir, json_path=args.json, plot_path=args.plot)
         return 0
     efforts = tuple(int(e) for e in args.effort.split(","))
     run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper, efforts=efforts, published=args.published or ())

@@ -280,10 +280,13 @@ NEAR_LOSSLESS = (0, 1, 2, 4)  # max_error settings of the lossless table
 PALETTE_KS = (64, 256, 768, 1024)
 
 
-def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
+def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) -> dict:
     """The lossless and bounded-error end: ``near-lossless`` at each max_error,
     ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
-    and scored in the same run (compression ratio, PSNR, largest sample error).
+    and scored in the same run (compression ratio, PSNR, largest sample error),
+    and JPEG XL and JPEG-LS when imagecodecs is installed (:func:`imagecodecs_anchors`;
+    a note says so when it is not).  Per-image rows go in the JSON, and
+    ``plot_path`` gets compression ratio against max error.
     The paper's operating point is 49.5 dB at compression ratio 1.37."""
     from tqdm import tqdm
 
@@ -294,13 +297,20 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
     jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
     jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
     jobs += [("png", 0, lambda: pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: pillow_codec("WEBP", None))]
+    anchors = imagecodecs_anchors()
+    notes = []
+    if anchors is None:
+        notes.append("imagecodecs is not installed: the JPEG XL and JPEG-LS anchors were skipped (pip install -e \".[eval]\")")
+        print(f"note: {notes[-1]}")
+    else:
+        jobs += anchors
     out: dict = {}
     for name, setting, make in tqdm(jobs, desc="lossless", disable=not progress):
         enc, dec = make()
         _warm_up(enc, dec, images)
         out.setdefault(name, []).append((setting, _run_point(enc, dec, images)))
     curves = {name: _curve(name, [p for _, p in pts], [s for s, _ in pts]) for name, pts in out.items()}
-    result = {"images": len(images), "folder": str(folder), "curves": curves}
+    result = {"images": len(images), "folder": str(folder), "curves": curves, "notes": notes}
     print(f"{len(images)} images from {folder}\n")
     print("codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s")
     for name, c in curves.items():
@@ -311,7 +321,49 @@ def run_lossless(folder, json_path=None, progress: bool = True) -> dict:
                 f"| {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f}"
             )
     write_json(result, json_path)
+    if plot_path:
+        plot_lossless(result, plot_path)
     return result
+
+
+def imagecodecs_anchors():
+    """The lossless and near-lossless standards through ``imagecodecs`` (the
+    ``eval`` extra), as (name, setting, make) jobs: JPEG XL lossless at effort 7
+    and JPEG-LS (CharLS, no colour transform) at near = 0, 1 and 2; ``None``
+    when imagecodecs is missing."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+
+    def jxl():
+        return (lambda im: imagecodecs.jpegxl_encode(im, lossless=True, effort=7)), imagecodecs.jpegxl_decode
+
+    def jls(near):
+        return (lambda im: imagecodecs.jpegls_encode(im, level=near)), imagecodecs.jpegls_decode
+
+    return [("jpegxl-lossless", 0, jxl)] + [("jpeg-ls", near, lambda near=near: jls(near)) for near in (0, 1, 2)]
+
+
+def plot_lossless(result: dict, path) -> None:
+    """Compression ratio against the largest sample error, one curve per codec."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, c in result["curves"].items():
+        r = c["results"]
+        ax.plot(r["max_err"], r["cr"], "o-" if len(r["cr"]) > 1 else "s", label=name)
+    ax.set_xlabel("largest error of any sample")
+    ax.set_ylabel("compression ratio (raw bytes / coded bytes)")
+    ax.set_title(f"Lossless and bounded error, {result['images']} images")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def model_table(m, images: dict, latents: dict, scalar_curve: dict) -> dict:

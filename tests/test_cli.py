@@ -155,9 +155,14 @@ def test_lossless_small_folder(tmp_path, capsys):
     folder.mkdir()
     _write_photo(folder / "a.png")
     _write_photo(folder / "b.png", 40, 56)
-    assert main(["eval", str(folder), "--lossless", "--json", str(tmp_path / "l.json")]) == 0
+    assert main(["eval", str(folder), "--lossless", "--json", str(tmp_path / "l.json"), "--plot", str(tmp_path / "l.png")]) == 0
     curves = json.loads((tmp_path / "l.json").read_text())["curves"]
-    assert set(curves) == {"near-lossless", "palette", "rle", "png", "webp-lossless"}
+    assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
+    pytest.importorskip("imagecodecs", reason="the eval extra is not installed")
+    assert set(curves) == {"near-lossless", "palette", "rle", "png", "webp-lossless", "jpegxl-lossless", "jpeg-ls"}
+    assert curves["jpegxl-lossless"]["results"]["max_err"] == [0]
+    assert curves["jpeg-ls"]["settings"] == [0, 1, 2] and curves["jpeg-ls"]["results"]["max_err"] == [0, 1, 2]
+    assert len(curves["jpeg-ls"]["per_image"]["1"]) == 2  # a row per image
     nl = curves["near-lossless"]
     assert nl["settings"] == [0, 1, 2, 4]
     assert all(e <= d for e, d in zip(nl["results"]["max_err"], [0, 1, 2, 4]))
@@ -165,6 +170,18 @@ def test_lossless_small_folder(tmp_path, capsys):
     for name in ("rle", "png", "webp-lossless"):
         assert curves[name]["results"]["max_err"] == [0]
     assert "webp-lossless" in capsys.readouterr().out
+
+
+def test_lossless_without_imagecodecs_says_so(tmp_path, capsys, monkeypatch):
+    from nkcodec import evaluate
+
+    monkeypatch.setattr(evaluate, "imagecodecs_anchors", lambda: None)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _write_photo(folder / "a.png", 16, 24)
+    res = evaluate.run_lossless(folder, progress=False)
+    assert "jpegxl-lossless" not in res["curves"] and "imagecodecs is not installed" in res["notes"][0]
+    assert "imagecodecs is not installed" in capsys.readouterr().out
 
 
 def test_jobs_give_the_same_files_and_messages_in_order(tmp_path, capsys):
