@@ -353,9 +353,15 @@ def plot_lossless(result: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    left_out = []
     for name, c in result["curves"].items():
         r = c["results"]
+        if min(r["max_err"]) > 8:  # not a bounded-error codec (the palette): it would squash the axis
+            left_out.append(name)
+            continue
         ax.plot(r["max_err"], r["cr"], "o-" if len(r["cr"]) > 1 else "s", label=name)
+    if left_out:
+        ax.text(0.98, 0.02, f"not shown (max error > 8): {', '.join(left_out)}", transform=ax.transAxes, ha="right", fontsize=8)
     ax.set_xlabel("largest error of any sample")
     ax.set_ylabel("compression ratio (raw bytes / coded bytes)")
     ax.set_title(f"Lossless and bounded error, {result['images']} images")
