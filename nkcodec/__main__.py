@@ -121,10 +121,6 @@ def _pipeline_options(args) -> dict:
 class _Written(str):
     """The line a cluster worker returns for a file it has written."""
 
-    @property
-    def line(self) -> str:
-        return str(self)
-
 
 def _on_cluster(args, mode: str, pairs: list, config: dict):
     """Code ``pairs`` on the dask cluster of ``--scheduler`` (:mod:`nkcodec.dask`):
@@ -186,7 +182,7 @@ def _encode(args) -> int:
 
     def finish(src, out, data):
         if isinstance(data, _Written):  # a cluster worker wrote it
-            return data.line
+            return str(data)
         write_atomic(out, lambda tmp: tmp.write_bytes(data))
         shape = shapes.pop(src)
         pixels, raw = shape[0] * shape[1], int(np.prod(shape))
@@ -205,7 +201,7 @@ def _decode(args) -> int:
 
     def finish(src, out, image):
         if isinstance(image, _Written):
-            return image.line
+            return str(image)
         write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 

@@ -97,7 +97,10 @@ def default_workers() -> int:
     return max(1, cpu_count() - 1)
 
 
-def _check_options(batch_size, lanes, workers, depth, errors):
+def check_options(batch_size, lanes, workers, depth, errors, pool=None):
+    """The pipeline's options with their defaults filled in:
+    (batch_size, lanes, workers, depth, pool); ValueError for a bad one."""
+
     def positive(name, v):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -111,7 +114,12 @@ def _check_options(batch_size, lanes, workers, depth, errors):
         raise ValueError(f"depth ({depth}) must be at least batch_size ({batch_size})")
     if errors not in ERRORS:
         raise ValueError(f"errors must be one of {ERRORS}, got {errors!r}")
-    return batch_size, lanes, workers, depth
+    if pool is not None:
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if pool == "auto":
+            pool = "process" if workers > 1 and _backend() != "cpu" else "thread"
+    return batch_size, lanes, workers, depth, pool
 
 
 OPTIONS_DOC = """
@@ -203,18 +211,6 @@ def _guarded(fn, n: int):
             return [done(error=e)] * n
 
     return run
-
-
-def check_options(batch_size, lanes, workers, depth, errors, pool=None):
-    """The pipeline's options with their defaults filled in:
-    (batch_size, lanes, workers, depth, pool); ValueError for a bad one."""
-    batch_size, lanes, workers, depth = _check_options(batch_size, lanes, workers, depth, errors)
-    if pool is not None:
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        if pool == "auto":
-            pool = "process" if workers > 1 and _backend() != "cpu" else "thread"
-    return batch_size, lanes, workers, depth, pool
 
 
 def encode_pipeline(items, nets, *, batch_size, lanes, workers, depth, errors):

@@ -73,9 +73,7 @@ class RlePreset:
         return {"rle": {"variant": self.variant}}, sections
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
-        variant = _param(header, "rle", "variant", str)
-        if variant not in rle.VARIANTS:
-            raise CorruptStreamError(f"unknown NK-RLE variant {variant!r}")
+        variant = header.params["rle"]["variant"]  # checked by schema.validate, as every param below
         if len(sections) != header.channels:
             raise CorruptStreamError(f"{len(sections)} sections for {header.channels} channels")
         hw = (header.height, header.width)
@@ -112,12 +110,9 @@ class PalettePreset:
         return params, [palette.tobytes(), rle.pack(values, keys)]
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
-        from .kmeans import MAX_K, label_dtype
+        from .kmeans import label_dtype
 
-        k = _param(header, "palette", "k", int)
-        variant = _param(header, "palette", "variant", str)
-        if not 1 <= k <= MAX_K or variant not in rle.VARIANTS:
-            raise CorruptStreamError(f"bad palette parameters k={k} variant={variant!r}")
+        k, variant = header.params["palette"]["k"], header.params["palette"]["variant"]
         if len(sections) != 2 or len(sections[0]) != k * header.channels:
             raise CorruptStreamError("palette sections have the wrong count or size")
         palette = np.frombuffer(sections[0], np.uint8).reshape(k, header.channels)
@@ -203,8 +198,7 @@ def _image_parts(header: Header, sections: list):
     """Inverse of :func:`_with_image`: (alpha plane or None, gray, the other sections)."""
     if header.quality not in QUALITIES:
         raise CorruptStreamError(f"quality {header.quality} outside {QUALITIES[0]}..{QUALITIES[-1]}")
-    gray = _param(header, "image", "gray", bool)
-    has_alpha = _param(header, "image", "alpha", bool)
+    gray, has_alpha = header.params["image"]["gray"], header.params["image"]["alpha"]
     if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
         raise CorruptStreamError("image flags disagree with the channel count")
     alpha = None
@@ -320,7 +314,7 @@ class ScalarPreset(LatentPreset):
         if len(sections) != 2:
             raise CorruptStreamError(f"scalar stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
-        y = _decode_latent_syms(m, _stage_params(header, "latent"), sections, h * w, header.quality)
+        y = _decode_latent_syms(m, header.params["latent"], sections, h * w, header.quality)
         return y.reshape(h, w, -1)
 
 
@@ -382,7 +376,7 @@ def _context_latent(header: Header, sections: list, m, quality: int) -> np.ndarr
 
     if len(sections) != 2:
         raise CorruptStreamError(f"context stream has {len(sections)} sections, expected 2")
-    params = _stage_params(header, "latent")
+    params = header.params["latent"]
     try:
         ct = m.context_tables(quality, stream_version(params))
     except ValueError as e:
@@ -431,9 +425,7 @@ class NearLosslessPreset(_LearnedBase):
 
         if len(sections) != 6:
             raise CorruptStreamError(f"near-lossless stream has {len(sections)} sections, expected 6")
-        base = _param(header, "residual", "base", int)
-        if base not in QUALITIES:
-            raise CorruptStreamError(f"base quality {base} outside 1..8")
+        base = header.params["residual"]["base"]
         x_hat = decode_context(header, sections[:2], m, base)
         return residual.decode(x_hat, header.params["residual"], sections[2:])
 
@@ -468,10 +460,9 @@ class ScalarRlePreset(LatentPreset):
             raise CorruptStreamError(f"scalar-rle stream has {len(sections)} sections, expected 2")
         h, w = _latent_hw(header)
         n = h * w * m.latent_channels
-        pairs = _param(header, "rle", "pairs", int)
-        vmin = _param(header, "rle", "vmin", int)
-        if not 1 <= pairs <= n or abs(vmin) > MAX_LATENT:
-            raise CorruptStreamError("bad NK-RLE pair count or value offset")
+        pairs, vmin = header.params["rle"]["pairs"], header.params["rle"]["vmin"]
+        if pairs > n:
+            raise CorruptStreamError(f"{pairs} NK-RLE pairs for a latent of {n} values")
         vsym, lsym = decode_adaptive(sections[0], [pairs, pairs])
         lengths = lsym.astype(np.int64) + 1
         long_runs = lengths == _RUN_CAP
@@ -513,10 +504,10 @@ class ClusterPreset(LatentPreset):
         if len(sections) != 3:
             raise CorruptStreamError(f"cluster stream has {len(sections)} sections, expected 3")
         h, w = _latent_hw(header)
-        params = _stage_params(header, "cluster")
-        k = params.get("k")
-        if not isinstance(k, int) or not 1 <= k <= h * w:
-            raise CorruptStreamError(f"bad cluster count {k!r}")
+        params = header.params["cluster"]
+        k = params["k"]
+        if k > h * w:
+            raise CorruptStreamError(f"{k} clusters for a latent of {h * w} positions")
         cent = _decode_latent_syms(m, params, sections[:2], k, header.quality)
         (labels,) = decode_adaptive(sections[2], [h * w])
         if labels.size and int(labels.max()) >= k:
@@ -557,24 +548,6 @@ class PaperPreset(LatentPreset):
         if np.abs(sym).max(initial=0) > MAX_LATENT:
             raise CorruptStreamError("latent value out of range")
         return np.moveaxis(sym.reshape(m.latent_channels, h, w), 0, 2)
-
-
-def _stage_params(header: Header, stage: str) -> dict:
-    """A stage's parameter object (``{}`` when absent); CorruptStreamError if it is not an object."""
-    params = header.params.get(stage, {})
-    if not isinstance(params, dict):
-        raise CorruptStreamError(f"parameter {stage} is not an object")
-    return params
-
-
-def _param(header: Header, stage: str, key: str, typ):
-    try:
-        value = header.params[stage][key]
-    except (KeyError, TypeError):
-        raise CorruptStreamError(f"missing parameter {stage}.{key}") from None
-    if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
-        raise CorruptStreamError(f"parameter {stage}.{key} has the wrong type")
-    return value
 
 
 # One class per preset, keyed by its name; the name's id in the stream is the
@@ -842,19 +815,16 @@ class _Latent:
         self.header, self.y, self.alpha, self.gray = header, y, alpha, gray
 
 
-_WHOLE = "whole"  # a process worker's answer for a preset it leaves to the calling process
-
-
 def _entropy_stage(data, whole: bool = True):
     """Parse a stream and decode all but its synthesis (a :class:`_Latent`), or,
     for a preset that is not one latent, the whole image (``whole=False``: the
-    marker :data:`_WHOLE` instead, so a process worker never runs the nets)."""
+    ``None`` instead, so a process worker never runs the nets)."""
     header, sections = unpack_container(data)
     impl = decoder_for(header)
     if isinstance(impl, LatentPreset):
         return _Latent(header, *impl.decode_entropy(header, sections))
     if not whole:
-        return _WHOLE
+        return None
     return check_decoded(header, impl.decode(header, sections))
 
 
@@ -872,7 +842,7 @@ def _synthesize(staged: list) -> list:
             r = f.result()
             if data is None:
                 data, r = r
-            if isinstance(r, str) and r == _WHOLE:  # (a copy: it crossed from a process)
+            if r is None:  # a process worker left this preset to us
                 out[i] = done(decompress(data))
             elif isinstance(r, np.ndarray):
                 out[i] = done(r)

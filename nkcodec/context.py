@@ -264,7 +264,9 @@ class ContextTables:
     def min_bits_per_position(self) -> float:
         """The fewest bits one latent position (all M channels) can cost: per
         channel, the cheapest symbol of its cheapest context table."""
-        return float(self.tables.min_bits().reshape(self.order.size, -1).min(axis=1).sum())
+        if getattr(self, "_min_bits", None) is None:
+            self._min_bits = float(self.tables.min_bits().reshape(self.order.size, -1).min(axis=1).sum())
+        return self._min_bits
 
     def predict(self, v: np.ndarray, h: int, w: int):
         """Encoder side: (activity, mean) of every ordered channel, (M, n) int64

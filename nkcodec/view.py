@@ -27,7 +27,6 @@ import json
 import sys
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlparse
@@ -77,6 +76,12 @@ def _read_upload(data: bytes) -> np.ndarray:
         raise BadRequest(400, f"not an image this viewer can read ({e.__class__.__name__}: {e})") from None
 
 
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """What JPEG and WebP are given: the RGB of RGB(A), gray (with or without alpha) repeated."""
+    a = image.reshape(image.shape[0], image.shape[1], -1)
+    return np.ascontiguousarray(a[..., :3] if a.shape[2] >= 3 else np.repeat(a[..., :1], 3, axis=2))
+
+
 def _error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     err = np.abs(a.astype(np.int16) - b.astype(np.int16))
     err = err.max(axis=2) if err.ndim == 3 else err
@@ -106,7 +111,7 @@ def _peer_at_size(image: np.ndarray, fmt: str, target: int):
     (quality, bytes, decoded image)."""
     from .imageio import pillow_codec
 
-    rgb = image if image.ndim == 3 and image.shape[2] in (3,) else np.repeat(image.reshape(image.shape[0], image.shape[1], -1)[..., :1], 3, axis=2)
+    rgb = _as_rgb(image)
     best, lo, hi = None, 1, 100
     while lo <= hi:  # sizes grow with quality: bisect, keeping the nearest
         q = (lo + hi) // 2
@@ -167,7 +172,7 @@ def _rd_points(image: np.ndarray, preset: str, options: dict) -> dict:
     from . import metrics
     from .imageio import pillow_codec
 
-    rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(image.shape[0], image.shape[1], -1)[..., :1], 3, axis=2)
+    rgb = _as_rgb(image)
     pts = {"nkcodec": [], "jpeg": [], "webp": []}
     for q in range(1, 9):
         data = nkcodec.compress(image, q, preset, **options)

@@ -11,11 +11,11 @@ from .common import FIXTURES
 
 def test_mutated_fixtures_raise_only_corrupt_stream_error():
     corpus = fuzz.load_corpus(FIXTURES)
-    # timing is the benchmark's business: a generous limit, so only errors, hangs and memory count here
     counts, failures = fuzz.run(corpus, 3000, seed=1, jobs=2, time_limit=30.0, memory_mb=4096)
     assert sum(counts[k] for k in fuzz.GOOD) == 3000
     assert counts[fuzz.CORRUPT] > 1000 and counts[fuzz.OK] > 0  # the mutants reach past the CRC, some stay valid
-    assert failures == []
+    # timing is the benchmark's business (python -m nkcodec fuzz): "slow" is not asserted here, hangs are
+    assert [f for f in failures if f[2] != "slow"] == []
 
 
 def test_cases_are_reproducible_and_mostly_resealed():

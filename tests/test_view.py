@@ -126,3 +126,14 @@ def test_caps(server, monkeypatch):
     monkeypatch.setattr(view, "MAX_UPLOAD", 10)
     status, raw, _ = _request(server + "/api/open", b"x" * 11)
     assert status == 413 and "larger than the cap" in json.loads(raw)["error"]
+
+
+@pytest.mark.parametrize("shape", [(40, 56, 4), (40, 56, 2), (40, 56)])
+def test_peers_get_the_colours_of_rgba_and_gray_images(server, shape):
+    img = photo(shape)
+    status, body, _ = _request(server + "/api/encode?rd=0", _png_bytes(img))
+    assert status == 200
+    peer = json.loads(body)["peers"]["webp"]["image"]
+    rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(peer.split(",", 1)[1]))).convert("RGB")).astype(int)
+    channels_differ = bool(np.abs(rgb[..., 0] - rgb[..., 2]).max() > 8)
+    assert channels_differ == (img.ndim == 3 and img.shape[2] == 4)  # RGBA: its colours; gray: gray
