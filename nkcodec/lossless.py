@@ -60,12 +60,17 @@ MAX_ERROR = 32  # largest max_error a stream may name
 TILE_ROWS = 256  # pixels per coding tile: each tile is coded on its own (bounded memory, parallel threads)
 TILE_COLS = 2048
 NUM_BINS = 24  # activity bins per plane
-NUM_SUB = 8  # sub-predictors in the blend
+NUM_SUB = 11  # sub-predictors in the blend
 _MAX_PLANES = 4
+GACT = 2
 _MAX_BITS = 8  # |quantised error| <= 255 has at most 8 bits
 _PROB_BITS = 16
 _ONE = 1 << _PROB_BITS
 _RATE = 5  # probability adaptation: p += (target - p) >> _RATE
+_MODELS = 3  # context models mixed per bit
+_MIX_RATE = 1  # mixer learning rate
+_CTX2 = 24  # contexts of model 2 (the best sub-predictor's recent error)
+_CTX3 = 256  # contexts of model 3 (the neighbours' quantised errors)
 _WEIGHT_TABLE = 1 << 16  # blend weight lookup: s clipped below this
 _BIAS_CTX = NUM_BINS * 64
 _BIAS_HALVE = 128  # bias counts are halved at this count (recent errors weigh more)
@@ -93,11 +98,29 @@ def _weights() -> np.ndarray:
 _WT = _weights()
 
 
+_SQUASH_POINTS = (1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 1102, 1546, 2048, 2550, 2994, 3349, 3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095)  # fmt: skip
+# 4096 / (1 + exp(-d / 256)) at d = -2048, -1920, ..., 2048, rounded: the logistic
+# function, kept as integers so that every machine mixes identically
+
+
+def _squash_tables():
+    """(squash, stretch): squash[d + 2048] = 12-bit probability of logit d (1/256
+    units, linear between the points); stretch[p] = the least d with squash(d) >= p."""
+    t = np.array(_SQUASH_POINTS, np.int64)
+    d = np.arange(4096, dtype=np.int64)  # d + 2048
+    i, f = d >> 7, d & 127
+    sq = t[i] + (((t[np.minimum(i + 1, 32)] - t[i]) * f) >> 7)
+    st = np.searchsorted(sq, np.arange(4096), side="left").astype(np.int64) - 2048
+    return sq, np.clip(st, -2047, 2047)
+
+
+_SQUASH, _STRETCH = _squash_tables()
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bit(st, buf, probs, k, bit, enc):
-    """Code (enc) or decode one bit with adaptive probability ``probs[k]`` (of a 1).
+def _code(st, buf, p, bit, enc):
+    """Code (enc) or decode one bit whose probability of being 1 is ``p / 2**16``.
     st: [x1, x2, x, pos, len]; returns the bit."""
-    p = probs[k]
     x1 = st[0]
     x2 = st[1]
     rng = x2 - x1
@@ -106,10 +129,8 @@ def _bit(st, buf, probs, k, bit, enc):
         bit = 1 if st[2] <= xmid else 0
     if bit:
         x2 = xmid
-        probs[k] = p + ((_ONE - p) >> _RATE)
     else:
         x1 = xmid + 1
-        probs[k] = p - (p >> _RATE)
     while ((x1 ^ x2) & 0xFF000000) == 0:
         if enc:
             buf[st[3]] = x2 >> 24
@@ -127,10 +148,45 @@ def _bit(st, buf, probs, k, bit, enc):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _value(st, buf, probs, base, a, neg, enc):
+def _bit(st, buf, probs, wts, sq, stt, ctx, off, ws, bit, enc):
+    """Code one bit: the probabilities of the ``_MODELS`` models (``probs[k]`` at
+    ``ctx[k] + off``) mixed in the logistic domain with weight set ``ws``; every
+    model and the weights then learn from the bit."""
+    s0 = stt[probs[0, ctx[0] + off] >> 4]
+    s1 = stt[probs[1, ctx[1] + off] >> 4]
+    s2 = stt[probs[2, ctx[2] + off] >> 4]
+    dot = (wts[ws, 0] * s0 + wts[ws, 1] * s1 + wts[ws, 2] * s2) >> 16
+    if dot > 2047:
+        dot = 2047
+    elif dot < -2047:
+        dot = -2047
+    p12 = sq[dot + 2048]
+    p = p12 << 4
+    if p < 64:
+        p = 64
+    elif p > _ONE - 64:
+        p = _ONE - 64
+    bit = _code(st, buf, p, bit, enc)
+    e = ((bit << 12) - p12) * _MIX_RATE
+    wts[ws, 0] += (s0 * e) >> 13
+    wts[ws, 1] += (s1 * e) >> 13
+    wts[ws, 2] += (s2 * e) >> 13
+    for k in range(_MODELS):
+        i = ctx[k] + off
+        q = probs[k, i]
+        if bit:
+            probs[k, i] = q + ((_ONE - q) >> _RATE)
+        else:
+            probs[k, i] = q - (q >> _RATE)
+    return bit
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _value(st, buf, probs, wts, sq, stt, ctx, wbase, a, neg, enc):
     """Code (enc) or decode one quantised error: its bit length in unary, its
-    sign, then the bits below its leading one.  ``probs[base:]`` is its context's
-    block: 9 length bits, 1 sign bit, 8 x 8 mantissa bits."""
+    sign, then the bits below its leading one.  Each model's context ``ctx[k]`` is
+    the start of its block of _BLOCK probabilities: 8 length bits, 1 sign bit, 8 x 8
+    mantissa bits; ``wbase`` the plane's first weight set."""
     nb = 0
     if enc:
         t = a
@@ -139,48 +195,69 @@ def _value(st, buf, probs, base, a, neg, enc):
             t >>= 1
         for j in range(_MAX_BITS):
             more = 1 if nb > j else 0
-            _bit(st, buf, probs, base + j, more, True)
+            _bit(st, buf, probs, wts, sq, stt, ctx, j, wbase + j, more, True)
             if not more:
                 break
     else:
-        while nb < _MAX_BITS and _bit(st, buf, probs, base + nb, 0, False):
+        while nb < _MAX_BITS and _bit(st, buf, probs, wts, sq, stt, ctx, nb, wbase + nb, 0, False):
             nb += 1
     if nb == 0:
         return 0
-    neg = _bit(st, buf, probs, base + 9, neg, enc)
-    if enc:
-        v = a
-    else:
-        v = 1
+    neg = _bit(st, buf, probs, wts, sq, stt, ctx, _MAX_BITS, wbase + _MAX_BITS, neg, enc)
+    v = a if enc else 1
     for j in range(nb - 2, -1, -1):
-        b = _bit(st, buf, probs, base + 10 + (nb - 1) * 8 + j, (a >> j) & 1, enc)
+        b = _bit(st, buf, probs, wts, sq, stt, ctx, _MAX_BITS + 1 + (nb - 1) * _MAX_BITS + j, wbase + _MAX_BITS + 1 + (j == nb - 2), (a >> j) & 1, enc)
         if not enc:
             v = (v << 1) | b
     return -v if neg else v
 
 
-_BLOCK = 10 + _MAX_BITS * 8  # probabilities per (plane, bin)
+_BLOCK = 1 + _MAX_BITS + _MAX_BITS * _MAX_BITS  # probabilities per context
+_WSETS = _MAX_BITS + 3  # mixer weight sets per plane: length bits, sign, leading and other mantissa bits
+
+
+def _bins(first: int, num: int, grow) -> np.ndarray:
+    """Bin of every activity value below _ACT_TABLE: thresholds ``first``, then each
+    ``grow(t)`` of the last, ``num`` bins in all (integer thresholds)."""
+    edges, t = [], first
+    for _ in range(num - 1):
+        edges.append(t)
+        t = grow(t)
+    a = np.arange(_ACT_TABLE, dtype=np.int64)
+    return np.searchsorted(np.array(edges), a, side="right").astype(np.int64)
+
+
+_ACT_TABLE = 1 << 13  # activities are clipped below this before binning
+_QBINS = _bins(24, NUM_BINS, lambda t: t * 5 // 4 + 1)  # coding context
+_SBINS = _bins(16, 16, lambda t: t * 3 // 2)  # slope context (chroma correction)
+_MBINS = _bins(8, _CTX2, lambda t: t * 5 // 4 + 1)  # the best sub-predictor's recent error
 
 
 @numba.njit(cache=True, nogil=True)
-def _code_tile(img, rec, planes, chroma, steps, buf, wt, enc):
+def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
     """Code (enc=True: img -> buf) or decode (buf -> rec) one tile.
 
     img, rec: (h, w, planes) uint8 (img is read when encoding only; rec gets the
-    decoded samples either way).  chroma[c]: plane c is coded as a difference from
-    plane 1 (G).  steps[c]: quantiser step of plane c.  Returns the number of bytes
-    written (enc) or read (dec); buf must hold the result (the caller sizes it)."""
+    decoded samples either way).  Planes are coded one after another in the order
+    ``planes``; chroma[c]: plane c is coded as a difference from plane 1 (G), which
+    comes first.  steps[c]: quantiser step of plane c.  tabs: (weights, squash,
+    stretch, coding bins, slope bins, error bins) lookup tables.  Returns the number
+    of bytes written (enc) or read (dec), or -1 when buf is too small (enc)."""
+    wt, sq, stt, qbins, sbins, mbins = tabs
     h, w = rec.shape[0], rec.shape[1]
     nplanes = len(planes)
-    val = np.zeros((h + 2, w + 4, _MAX_PLANES), np.int64)  # decoded plane values (chroma: minus G), padded
-    err = np.zeros((h + 2, w + 4, _MAX_PLANES), np.int64)  # final prediction errors (x8), padded
-    serr = np.zeros(_MAX_PLANES, np.int64)  # this pixel's spatial errors (x8)
-    perr = np.zeros((h + 2, w + 4, _MAX_PLANES, NUM_SUB), np.int64)  # |sub-predictor errors| (x8), padded
-    bsum = np.zeros((_MAX_PLANES, _BIAS_CTX), np.int64)
-    bcnt = np.zeros((_MAX_PLANES, _BIAS_CTX), np.int64)
-    sxy = np.zeros((_MAX_PLANES, 16), np.int64)
-    sxx = np.zeros((_MAX_PLANES, 16), np.int64)
-    probs = np.full(_MAX_PLANES * NUM_BINS * _BLOCK, _ONE // 2, np.int64)
+    val = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # decoded plane values (chroma: minus G), padded
+    err = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # final prediction errors (x8)
+    serr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # blend (spatial) prediction errors (x8)
+    qerr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # |quantised errors|
+    perr = np.zeros((h + 2, w + 4, NUM_SUB), np.int32)  # |sub-predictor errors| (x8) of the current plane
+    bsum = np.zeros(_BIAS_CTX, np.int64)
+    bcnt = np.zeros(_BIAS_CTX, np.int64)
+    sxy = np.zeros(16, np.int64)
+    sxx = np.zeros(16, np.int64)
+    probs = np.full((_MODELS, _MAX_PLANES * _CTX3 * _BLOCK), _ONE // 2, np.int64)
+    wts = np.full((_MAX_PLANES * _WSETS, _MODELS), (1 << 16) // 3, np.int64)
+    ctx = np.zeros(_MODELS, np.int64)
     sub = np.zeros(NUM_SUB, np.int64)
     st = np.zeros(5, np.int64)
     st[1] = _MASK32
@@ -192,25 +269,39 @@ def _code_tile(img, rec, planes, chroma, steps, buf, wt, enc):
                 nxt = buf[i]
             st[2] = (st[2] << 8) | nxt
         st[3] = 4
-    for y in range(h):
-        py = y + 2
-        for x in range(w):
-            px = x + 2
-            for ci in range(nplanes):
-                c = planes[ci]
+    for ci in range(nplanes):
+        c = planes[ci]
+        cr = chroma[c]
+        prev = planes[ci - 1] if ci > 0 else c
+        v_ = val[c]
+        g_ = val[1]
+        e_ = err[c]
+        q_ = qerr[c]
+        perr[:] = 0
+        bsum[:] = 0
+        bcnt[:] = 0
+        sxy[:] = 0
+        sxx[:] = 0
+        step = steps[c]
+        half = step >> 1
+        wbase = c * _WSETS
+        for y in range(h):
+            py = y + 2
+            for x in range(w):
+                px = x + 2
                 # neighbours (plane values), with fallbacks at the edges
                 if y > 0:
-                    n = val[py - 1, px, c]
+                    n = v_[py - 1, px]
                 elif x > 0:
-                    n = val[py, px - 1, c]
+                    n = v_[py, px - 1]
                 else:
                     n = 0
-                wv = val[py, px - 1, c] if x > 0 else n
-                nw = val[py - 1, px - 1, c] if (y > 0 and x > 0) else n
-                ne = val[py - 1, px + 1, c] if (y > 0 and x + 1 < w) else n
-                nn = val[py - 2, px, c] if y > 1 else n
-                ww = val[py, px - 2, c] if x > 1 else wv
-                nne = val[py - 2, px + 1, c] if (y > 1 and x + 1 < w) else ne
+                wv = v_[py, px - 1] if x > 0 else n
+                nw = v_[py - 1, px - 1] if (y > 0 and x > 0) else n
+                ne = v_[py - 1, px + 1] if (y > 0 and x + 1 < w) else n
+                nn = v_[py - 2, px] if y > 1 else n
+                ww = v_[py, px - 2] if x > 1 else wv
+                nne = v_[py - 2, px + 1] if (y > 1 and x + 1 < w) else ne
                 sub[0] = 8 * n
                 sub[1] = 8 * wv
                 sub[2] = 8 * (n + wv - nw)
@@ -219,87 +310,97 @@ def _code_tile(img, rec, planes, chroma, steps, buf, wt, enc):
                 sub[5] = 8 * (2 * n - nn)
                 sub[6] = 8 * (2 * wv - ww)
                 sub[7] = 8 * (n + ne - nne)
+                g0 = 0
+                if cr:  # the plane itself (not its difference from G) locally flat
+                    g0 = g_[py, px]
+                    gn = g_[py - 1, px] - g0 if y > 0 else 0
+                    gw = g_[py, px - 1] - g0 if x > 0 else 0
+                    sub[8] = 8 * (n + gn)
+                    sub[9] = 8 * (wv + gw)
+                    sub[10] = 4 * (n + gn + wv + gw)
+                else:
+                    sub[8] = sub[0]
+                    sub[9] = sub[1]
+                    sub[10] = sub[2]
                 num = 0
                 den = 0
+                smin = _WEIGHT_TABLE - 1
                 for k in range(NUM_SUB):
-                    s = 2 * (perr[py - 1, px, c, k] + 2 * perr[py, px - 1, c, k] + perr[py - 1, px - 1, c, k] + perr[py - 1, px + 1, c, k])
-                    s += perr[py - 2, px, c, k] + perr[py, px - 2, c, k] + perr[py - 1, px - 2, c, k] + perr[py - 1, px + 2, c, k]
-                    if s >= _WEIGHT_TABLE:
-                        s = _WEIGHT_TABLE - 1
-                    wk = wt[s]
+                    s = 2 * (perr[py - 1, px, k] + 2 * perr[py, px - 1, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k])
+                    s += perr[py - 2, px, k] + perr[py, px - 2, k] + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
+                    if s > smin:
+                        s2 = _WEIGHT_TABLE - 1 if s >= _WEIGHT_TABLE else s
+                    else:
+                        smin = s
+                        s2 = s
+                    wk = wt[s2]
                     num += wk * sub[k]
                     den += wk
                 p = (num + den // 2) // den
                 sp = p
-                act = abs(n - nw) + abs(wv - nw) + abs(ne - n)
-                en = err[py - 1, px, c]
-                ew = err[py, px - 1, c]
-                a = 8 * act + 3 * (abs(en) + abs(ew)) + 2 * (abs(err[py - 1, px - 1, c]) + abs(err[py - 1, px + 1, c]))
+                en = e_[py - 1, px]
+                ew = e_[py, px - 1]
+                a = 8 * (abs(n - nw) + abs(wv - nw) + abs(ne - n)) + 3 * (abs(en) + abs(ew)) + 2 * (abs(e_[py - 1, px - 1]) + abs(e_[py - 1, px + 1]))
                 aq = 0
-                t = 16
-                while a >= t and aq < 15:
-                    aq += 1
-                    t = t * 3 // 2
-                if chroma[c]:
-                    prev = planes[ci - 1]
-                    eg = serr[prev]
-                    kk = (sxy[c, aq] * 16) // (sxx[c, aq] + 64)
-                    cor = kk * eg
+                if cr:
+                    aq = sbins[min(a, _ACT_TABLE - 1)]
+                    eg = serr[prev, py, px]
+                    cor = ((sxy[aq] * 16) // (sxx[aq] + 64)) * eg
                     p += cor // 16 if cor >= 0 else -((-cor) // 16)
-                    a += 2 * abs(err[py, px, prev])
-                q = 0
-                t = 24
-                while a >= t and q < NUM_BINS - 1:
-                    q += 1
-                    t = t * 5 // 4 + 1
+                    a += 2 * abs(err[prev, py, px])
+                q = qbins[min(a, _ACT_TABLE - 1)]
                 tex = (1 if 8 * n > p else 0) | (2 if 8 * wv > p else 0) | (4 if 8 * nw > p else 0) | (8 if 8 * ne > p else 0) | (16 if ew > 0 else 0) | (32 if en > 0 else 0)
                 bc = q * 64 + tex
                 bias = 0
-                if bcnt[c, bc] > 0:
-                    bs = bsum[c, bc]
-                    bias = bs // bcnt[c, bc] if bs >= 0 else -((-bs) // bcnt[c, bc])
+                if bcnt[bc] > 0:
+                    bs = bsum[bc]
+                    bias = bs // bcnt[bc] if bs >= 0 else -((-bs) // bcnt[bc])
                 p += bias
-                g = val[py, px, 1] if chroma[c] else 0  # the pixel's decoded G, for a chroma plane
-                pred = g + ((p + 4) >> 3)
+                pred = g0 + ((p + 4) >> 3)
                 if pred < 0:
                     pred = 0
                 elif pred > 255:
                     pred = 255
-                step = steps[c]
-                half = step >> 1
-                base = (c * NUM_BINS + q) * _BLOCK
+                d3 = min(q_[py, px - 1], 7) * 8 + min(q_[py - 1, px], 7)
+                if cr:
+                    d3 += 64 * min(qerr[prev, py, px], 3)
+                ctx[0] = (c * _CTX3 + q) * _BLOCK
+                ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * _BLOCK
+                ctx[2] = (c * _CTX3 + d3) * _BLOCK
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
-                    _value(st, buf, probs, base, abs(qe), 1 if qe < 0 else 0, True)
+                    _value(st, buf, probs, wts, sq, stt, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True)
                 else:
-                    qe = _value(st, buf, probs, base, 0, 0, False)
+                    qe = _value(st, buf, probs, wts, sq, stt, ctx, wbase, 0, 0, False)
+                q_[py, px] = abs(qe)
                 r = pred + qe * step
                 if r < 0:
                     r = 0
                 elif r > 255:
                     r = 255
                 rec[y, x, c] = r
-                v = r - g
-                val[py, px, c] = v
+                v = r - g0
+                v_[py, px] = v
                 fe = 8 * v - p
-                err[py, px, c] = fe
-                serr[c] = 8 * v - sp
+                e_[py, px] = fe
+                se = 8 * v - sp
+                serr[c, py, px] = se
                 for k in range(NUM_SUB):
-                    perr[py, px, c, k] = abs(8 * v - sub[k])
-                if chroma[c]:
-                    eg = serr[planes[ci - 1]]
-                    sxy[c, aq] += serr[c] * eg
-                    sxx[c, aq] += eg * eg
-                    if sxx[c, aq] > _SLOPE_HALVE:
-                        sxy[c, aq] //= 2
-                        sxx[c, aq] //= 2
-                bsum[c, bc] += fe + bias
-                bcnt[c, bc] += 1
-                if bcnt[c, bc] >= _BIAS_HALVE:
-                    bsum[c, bc] //= 2
-                    bcnt[c, bc] //= 2
-            if enc and st[3] + 64 * nplanes > len(buf):
+                    perr[py, px, k] = abs(8 * v - sub[k])
+                if cr:
+                    eg = serr[prev, py, px]
+                    sxy[aq] += se * eg
+                    sxx[aq] += eg * eg
+                    if sxx[aq] > _SLOPE_HALVE:
+                        sxy[aq] //= 2
+                        sxx[aq] //= 2
+                bsum[bc] += fe + bias
+                bcnt[bc] += 1
+                if bcnt[bc] >= _BIAS_HALVE:
+                    bsum[bc] //= 2
+                    bcnt[bc] //= 2
+            if enc and st[3] + 64 * w > len(buf):
                 return -1  # out of room: the caller retries with a larger buffer
     if enc:
         x1 = st[0]
@@ -307,6 +408,9 @@ def _code_tile(img, rec, planes, chroma, steps, buf, wt, enc):
             buf[st[3]] = (x1 >> (24 - 8 * i)) & 255
             st[3] += 1
     return st[3]
+
+
+_TABLES = (_WT, _SQUASH, _STRETCH, _QBINS, _SBINS, _MBINS)
 
 
 def _layout(channels: int):
@@ -367,7 +471,7 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
         size = tile.size * 2 + 1024
         while True:
             buf = np.empty(size, np.uint8)
-            n = _code_tile(tile, rec, planes, chroma, steps, buf, _WT, True)
+            n = _code_tile(tile, rec, planes, chroma, steps, buf, _TABLES, True)
             if n >= 0:
                 return buf[:n].tobytes()
             size *= 4
@@ -390,7 +494,7 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
         rs, cs = grid[i]
         data = np.frombuffer(parts[i], np.uint8).copy()  # writable: the kernel is shared with the encoder
         rec = np.empty((rs.stop - rs.start, cs.stop - cs.start, channels), np.uint8)
-        n = _code_tile(rec, rec, planes, chroma, steps, data, _WT, False)
+        n = _code_tile(rec, rec, planes, chroma, steps, data, _TABLES, False)
         if n != data.size:
             raise CorruptStreamError(f"lossless tile {i} ends at byte {n} of {data.size}")
         out[rs, cs] = rec
