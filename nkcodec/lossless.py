@@ -60,14 +60,18 @@ MAX_ERROR = 32  # largest max_error a stream may name
 TILE_ROWS = 256  # pixels per coding tile: each tile is coded on its own (bounded memory, parallel threads)
 TILE_COLS = 2048
 NUM_BINS = 24  # activity bins per plane
-NUM_SUB = 11  # sub-predictors in the blend
+NUM_SUB = 13  # sub-predictors in the blend
 _MAX_PLANES = 4
+GS = 64
+GC = 0
+NOG = 0
 GACT = 2
 _MAX_BITS = 8  # |quantised error| <= 255 has at most 8 bits
 _PROB_BITS = 16
 _ONE = 1 << _PROB_BITS
 _RATE = 5  # probability adaptation: p += (target - p) >> _RATE
-_MODELS = 3  # context models mixed per bit
+_MODELS = 4  # context models mixed per bit
+_RATES = (5, 5, 5, 5)  # adaptation rate of each model
 _MIX_RATE = 1  # mixer learning rate
 _CTX2 = 24  # contexts of model 2 (the best sub-predictor's recent error)
 _CTX3 = 256  # contexts of model 3 (the neighbours' quantised errors)
@@ -148,14 +152,16 @@ def _code(st, buf, p, bit, enc):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bit(st, buf, probs, wts, sq, stt, ctx, off, ws, bit, enc):
+def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
     """Code one bit: the probabilities of the ``_MODELS`` models (``probs[k]`` at
     ``ctx[k] + off``) mixed in the logistic domain with weight set ``ws``; every
     model and the weights then learn from the bit."""
-    s0 = stt[probs[0, ctx[0] + off] >> 4]
-    s1 = stt[probs[1, ctx[1] + off] >> 4]
-    s2 = stt[probs[2, ctx[2] + off] >> 4]
-    dot = (wts[ws, 0] * s0 + wts[ws, 1] * s1 + wts[ws, 2] * s2) >> 16
+    dot = 0
+    for k in range(_MODELS):
+        sk = stt[probs[k, ctx[k] + off] >> 4]
+        sts[k] = sk
+        dot += wts[ws, k] * sk
+    dot >>= 16
     if dot > 2047:
         dot = 2047
     elif dot < -2047:
@@ -168,21 +174,20 @@ def _bit(st, buf, probs, wts, sq, stt, ctx, off, ws, bit, enc):
         p = _ONE - 64
     bit = _code(st, buf, p, bit, enc)
     e = ((bit << 12) - p12) * _MIX_RATE
-    wts[ws, 0] += (s0 * e) >> 13
-    wts[ws, 1] += (s1 * e) >> 13
-    wts[ws, 2] += (s2 * e) >> 13
     for k in range(_MODELS):
+        wts[ws, k] += (sts[k] * e) >> 13
         i = ctx[k] + off
         q = probs[k, i]
+        r = _RATES[k]
         if bit:
-            probs[k, i] = q + ((_ONE - q) >> _RATE)
+            probs[k, i] = q + ((_ONE - q) >> r)
         else:
-            probs[k, i] = q - (q >> _RATE)
+            probs[k, i] = q - (q >> r)
     return bit
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _value(st, buf, probs, wts, sq, stt, ctx, wbase, a, neg, enc):
+def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc):
     """Code (enc) or decode one quantised error: its bit length in unary, its
     sign, then the bits below its leading one.  Each model's context ``ctx[k]`` is
     the start of its block of _BLOCK probabilities: 8 length bits, 1 sign bit, 8 x 8
@@ -195,18 +200,18 @@ def _value(st, buf, probs, wts, sq, stt, ctx, wbase, a, neg, enc):
             t >>= 1
         for j in range(_MAX_BITS):
             more = 1 if nb > j else 0
-            _bit(st, buf, probs, wts, sq, stt, ctx, j, wbase + j, more, True)
+            _bit(st, buf, probs, wts, sq, stt, sts, ctx, j, wbase + j, more, True)
             if not more:
                 break
     else:
-        while nb < _MAX_BITS and _bit(st, buf, probs, wts, sq, stt, ctx, nb, wbase + nb, 0, False):
+        while nb < _MAX_BITS and _bit(st, buf, probs, wts, sq, stt, sts, ctx, nb, wbase + nb, 0, False):
             nb += 1
     if nb == 0:
         return 0
-    neg = _bit(st, buf, probs, wts, sq, stt, ctx, _MAX_BITS, wbase + _MAX_BITS, neg, enc)
+    neg = _bit(st, buf, probs, wts, sq, stt, sts, ctx, _MAX_BITS, wbase + _MAX_BITS, neg, enc)
     v = a if enc else 1
     for j in range(nb - 2, -1, -1):
-        b = _bit(st, buf, probs, wts, sq, stt, ctx, _MAX_BITS + 1 + (nb - 1) * _MAX_BITS + j, wbase + _MAX_BITS + 1 + (j == nb - 2), (a >> j) & 1, enc)
+        b = _bit(st, buf, probs, wts, sq, stt, sts, ctx, _MAX_BITS + 1 + (nb - 1) * _MAX_BITS + j, wbase + _MAX_BITS + 1 + (j == nb - 2), (a >> j) & 1, enc)
         if not enc:
             v = (v << 1) | b
     return -v if neg else v
@@ -256,8 +261,9 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
     sxy = np.zeros(16, np.int64)
     sxx = np.zeros(16, np.int64)
     probs = np.full((_MODELS, _MAX_PLANES * _CTX3 * _BLOCK), _ONE // 2, np.int64)
-    wts = np.full((_MAX_PLANES * _WSETS, _MODELS), (1 << 16) // 3, np.int64)
+    wts = np.full((_MAX_PLANES * _WSETS * 4, _MODELS), (1 << 16) // _MODELS, np.int64)
     ctx = np.zeros(_MODELS, np.int64)
+    sts = np.zeros(_MODELS, np.int64)
     sub = np.zeros(NUM_SUB, np.int64)
     st = np.zeros(5, np.int64)
     st[1] = _MASK32
@@ -284,7 +290,6 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
         sxx[:] = 0
         step = steps[c]
         half = step >> 1
-        wbase = c * _WSETS
         for y in range(h):
             py = y + 2
             for x in range(w):
@@ -311,6 +316,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
                 sub[6] = 8 * (2 * wv - ww)
                 sub[7] = 8 * (n + ne - nne)
                 g0 = 0
+                dn = dw = dnw = dne = 0
                 if cr:  # the plane itself (not its difference from G) locally flat
                     g0 = g_[py, px]
                     gn = g_[py - 1, px] - g0 if y > 0 else 0
@@ -318,7 +324,39 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
                     sub[8] = 8 * (n + gn)
                     sub[9] = 8 * (wv + gw)
                     sub[10] = 4 * (n + gn + wv + gw)
+                    # G-guided: the neighbours' differences, weighted by how alike their G is
+                    gnw = g_[py - 1, px - 1] - g0 if (y > 0 and x > 0) else gn
+                    gne = g_[py - 1, px + 1] - g0 if (y > 0 and x + 1 < w) else gn
+                    gnn = g_[py - 2, px] - g0 if y > 1 else gn
+                    gww = g_[py, px - 2] - g0 if x > 1 else gw
+                    dn, dw, dnw, dne, dnn, dww = abs(gn), abs(gw), abs(gnw), abs(gne), abs(gnn), abs(gww)
+                    if c == 2:  # B: R is decoded too, and guides as well
+                        r_ = val[0]
+                        r0 = r_[py, px] + g0
+                        if y > 0:
+                            dn += abs(r_[py - 1, px] + g_[py - 1, px] - r0)
+                        if x > 0:
+                            dw += abs(r_[py, px - 1] + g_[py, px - 1] - r0)
+                        if y > 0 and x > 0:
+                            dnw += abs(r_[py - 1, px - 1] + g_[py - 1, px - 1] - r0)
+                        if y > 0 and x + 1 < w:
+                            dne += abs(r_[py - 1, px + 1] + g_[py - 1, px + 1] - r0)
+                        if y > 1:
+                            dnn += abs(r_[py - 2, px] + g_[py - 2, px] - r0)
+                        if x > 1:
+                            dww += abs(r_[py, px - 2] + g_[py, px - 2] - r0)
+                    w0 = wt[min(GS * dn, _WEIGHT_TABLE - 1)]
+                    w1 = wt[min(GS * dw, _WEIGHT_TABLE - 1)]
+                    w2 = wt[min(GS * dnw, _WEIGHT_TABLE - 1)]
+                    w3 = wt[min(GS * dne, _WEIGHT_TABLE - 1)]
+                    sub[11] = sub[2] if NOG else (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne) + (w0 + w1 + w2 + w3) // 2) // (w0 + w1 + w2 + w3)
+                    w4 = wt[min(GS * dnn, _WEIGHT_TABLE - 1)]
+                    w5 = wt[min(GS * dww, _WEIGHT_TABLE - 1)]
+                    tw = w0 + w1 + w2 + w3 + w4 + w5
+                    sub[12] = sub[2] if NOG else (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne + w4 * nn + w5 * ww) + tw // 2) // tw
                 else:
+                    sub[11] = sub[2]
+                    sub[12] = sub[2]
                     sub[8] = sub[0]
                     sub[9] = sub[1]
                     sub[10] = sub[2]
@@ -347,7 +385,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
                     eg = serr[prev, py, px]
                     cor = ((sxy[aq] * 16) // (sxx[aq] + 64)) * eg
                     p += cor // 16 if cor >= 0 else -((-cor) // 16)
-                    a += 2 * abs(err[prev, py, px])
+                    a += 2 * abs(err[prev, py, px]) + GC * min(min(dn, dw), min(dnw, dne))
                 q = qbins[min(a, _ACT_TABLE - 1)]
                 tex = (1 if 8 * n > p else 0) | (2 if 8 * wv > p else 0) | (4 if 8 * nw > p else 0) | (8 if 8 * ne > p else 0) | (16 if ew > 0 else 0) | (32 if en > 0 else 0)
                 bc = q * 64 + tex
@@ -365,14 +403,16 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
                 if cr:
                     d3 += 64 * min(qerr[prev, py, px], 3)
                 ctx[0] = (c * _CTX3 + q) * _BLOCK
+                wbase = (c * 4 + q // 6) * _WSETS
                 ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * _BLOCK
                 ctx[2] = (c * _CTX3 + d3) * _BLOCK
+                ctx[3] = (c * _CTX3 + q * 9 + min(q_[py, px - 1], 2) * 3 + min(q_[py - 1, px], 2)) * _BLOCK
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
-                    _value(st, buf, probs, wts, sq, stt, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True)
+                    _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True)
                 else:
-                    qe = _value(st, buf, probs, wts, sq, stt, ctx, wbase, 0, 0, False)
+                    qe = _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, 0, 0, False)
                 q_[py, px] = abs(qe)
                 r = pred + qe * step
                 if r < 0:
