@@ -90,8 +90,13 @@ def check_max_error(max_error) -> int:
 
 
 def tiles(h: int, w: int) -> list:
-    """(rows, cols) slices of the coding tiles, in raster order."""
-    return [(slice(r, min(r + TILE_ROWS, h)), slice(c, min(c + TILE_COLS, w))) for r in range(0, h, TILE_ROWS) for c in range(0, w, TILE_COLS)]
+    """(rows, cols) slices of the coding tiles, in raster order: an even number of
+    bands of about :data:`TILE_ROWS` rows or fewer (so that two threads share the work
+    evenly; at least 64 rows each), split into columns of at most :data:`TILE_COLS`."""
+    bands = max(1, min(h // 64, 2 * -(-h // (2 * TILE_ROWS))))
+    cols = -(-w // TILE_COLS)
+    rh, cw = -(-h // bands), -(-w // cols)
+    return [(slice(r, min(r + rh, h)), slice(c, min(c + cw, w))) for r in range(0, h, rh) for c in range(0, w, cw)]
 
 
 def _weights() -> np.ndarray:
@@ -238,15 +243,17 @@ _SBINS = _bins(16, 16, lambda t: t * 3 // 2)  # slope context (chroma correction
 _MBINS = _bins(8, _CTX2, lambda t: t * 5 // 4 + 1)  # the best sub-predictor's recent error
 
 
-@numba.njit(cache=True, nogil=True)
-def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
     """Code (enc=True: img -> buf) or decode (buf -> rec) one tile.
 
     img, rec: (h, w, planes) uint8 (img is read when encoding only; rec gets the
     decoded samples either way).  Planes are coded one after another in the order
     ``planes``; chroma[c]: plane c is coded as a difference from plane 1 (G), which
     comes first.  steps[c]: quantiser step of plane c.  tabs: (weights, squash,
-    stretch, coding bins, slope bins, error bins) lookup tables.  Returns the number
+    stretch, coding bins, slope bins, error bins) lookup tables.  probs, wts: the
+    models' probabilities and the mixer's weights, which start from the prior
+    (:func:`prior`) and are left in their final state.  Returns the number
     of bytes written (enc) or read (dec), or -1 when buf is too small (enc)."""
     wt, sq, stt, qbins, sbins, mbins = tabs
     h, w = rec.shape[0], rec.shape[1]
@@ -260,8 +267,6 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
     bcnt = np.zeros(_BIAS_CTX, np.int64)
     sxy = np.zeros(16, np.int64)
     sxx = np.zeros(16, np.int64)
-    probs = np.full((_MODELS, _MAX_PLANES * _CTX3 * _BLOCK), _ONE // 2, np.int64)
-    wts = np.full((_MAX_PLANES * _WSETS * 4, _MODELS), (1 << 16) // _MODELS, np.int64)
     ctx = np.zeros(_MODELS, np.int64)
     sts = np.zeros(_MODELS, np.int64)
     sub = np.zeros(NUM_SUB, np.int64)
@@ -451,6 +456,71 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, enc):
 
 
 _TABLES = (_WT, _SQUASH, _STRETCH, _QBINS, _SBINS, _MBINS)
+_PROBS_SHAPE = (_MODELS, _MAX_PLANES * _CTX3 * _BLOCK)
+_WTS_SHAPE = (_MAX_PLANES * _WSETS * 4, _MODELS)
+PRIOR_FILE = "lossless-v2-prior.npz"  # the starting probabilities of version 2: fixed forever
+
+
+def flat_prior():
+    """(probabilities, mixer weights) knowing nothing: every bit even, every model weighted alike."""
+    return np.full(_PROBS_SHAPE, _ONE // 2, np.int64), np.full(_WTS_SHAPE, (1 << 16) // _MODELS, np.int64)
+
+
+_PRIOR = []
+
+
+def prior():
+    """The shipped starting state of every tile (:func:`fit_prior` on the training
+    photos): (probabilities, mixer weights) int64.  Streams of version 2 decode
+    with exactly this file, so it never changes; a new prior is a new version."""
+    if not _PRIOR:
+        from importlib.resources import files
+
+        with files("nkcodec").joinpath("weights", PRIOR_FILE).open("rb") as f, np.load(f) as z:
+            probs, wts = z["probs"].astype(np.int64), z["wts"].astype(np.int64)
+        if probs.shape != _PROBS_SHAPE or wts.shape != _WTS_SHAPE:
+            raise RuntimeError(f"{PRIOR_FILE} has shapes {probs.shape}, {wts.shape}; expected {_PROBS_SHAPE}, {_WTS_SHAPE}")
+        _PRIOR.append((probs, wts))
+    return _PRIOR[0]
+
+
+def _state():
+    probs, wts = prior() if _USE_PRIOR[0] else flat_prior()
+    return probs.copy(), wts.copy()
+
+
+_USE_PRIOR = [True]
+
+
+def fit_prior(images, progress=None) -> tuple:
+    """Count a prior on training images: each tile is coded from the flat prior,
+    and every probability's final value is averaged in the logistic domain over the
+    tiles that used it (the mixer weights over all tiles).  Returns (probs, wts)
+    int64, for :data:`PRIOR_FILE`."""
+    sums = np.zeros(_PROBS_SHAPE, np.int64)
+    used = np.zeros(_PROBS_SHAPE, np.int64)
+    wsum = np.zeros(_WTS_SHAPE, np.int64)
+    n = 0
+    for image in images:
+        image = _as_hwc(image)
+        planes, chroma = _layout(image.shape[2])
+        steps = _steps(image.shape[2], 0)
+        for t in tiles(*image.shape[:2]):
+            tile = np.ascontiguousarray(image[t])
+            probs, wts = flat_prior()
+            buf = np.empty(tile.size * 4 + 1024, np.uint8)
+            _code_tile(tile, np.empty_like(tile), planes, chroma, steps, buf, _TABLES, probs, wts, True)
+            hit = probs != _ONE // 2
+            sums += np.where(hit, _STRETCH[probs >> 4], 0)
+            used += hit
+            wsum += wts
+            n += 1
+        if progress is not None:
+            progress()
+    mean = np.where(used > 0, sums // np.maximum(used, 1), 0)
+    probs = np.clip(_SQUASH[np.clip(mean, -2047, 2047) + 2048] << 4, 64, _ONE - 64)
+    probs = np.where(used > 0, probs, _ONE // 2)
+    return probs.astype(np.int64), (wsum // max(n, 1)).astype(np.int64)
 
 
 def _layout(channels: int):
@@ -511,7 +581,7 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
         size = tile.size * 2 + 1024
         while True:
             buf = np.empty(size, np.uint8)
-            n = _code_tile(tile, rec, planes, chroma, steps, buf, _TABLES, True)
+            n = _code_tile(tile, rec, planes, chroma, steps, buf, _TABLES, *_state(), True)
             if n >= 0:
                 return buf[:n].tobytes()
             size *= 4
@@ -534,7 +604,7 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
         rs, cs = grid[i]
         data = np.frombuffer(parts[i], np.uint8).copy()  # writable: the kernel is shared with the encoder
         rec = np.empty((rs.stop - rs.start, cs.stop - cs.start, channels), np.uint8)
-        n = _code_tile(rec, rec, planes, chroma, steps, data, _TABLES, False)
+        n = _code_tile(rec, rec, planes, chroma, steps, data, _TABLES, *_state(), False)
         if n != data.size:
             raise CorruptStreamError(f"lossless tile {i} ends at byte {n} of {data.size}")
         out[rs, cs] = rec
