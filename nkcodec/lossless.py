@@ -75,7 +75,7 @@ _RATES = (5, 5, 5, 5)  # adaptation rate of each model
 _MIX_RATE = 1  # mixer learning rate
 _CTX2 = 24  # contexts of model 2 (the best sub-predictor's recent error)
 _CTX3 = 256  # contexts of model 3 (the neighbours' quantised errors)
-_WEIGHT_TABLE = 1 << 16  # blend weight lookup: s clipped below this
+_WEIGHT_TABLE = 1 << 14  # blend weight lookup: s clipped below this (a 64 KB table)
 _BIAS_CTX = NUM_BINS * 64
 _BIAS_HALVE = 128  # bias counts are halved at this count (recent errors weigh more)
 _SLOPE_HALVE = 1 << 40
@@ -101,7 +101,7 @@ def tiles(h: int, w: int) -> list:
 
 def _weights() -> np.ndarray:
     s = np.arange(_WEIGHT_TABLE, dtype=np.int64)
-    return (1 << 40) // ((s + 4) * (s + 4))
+    return ((1 << 32) // ((s + 4) * (s + 4))).astype(np.int32)
 
 
 _WT = _weights()
@@ -263,6 +263,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
     serr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # blend (spatial) prediction errors (x8)
     qerr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # |quantised errors|
     perr = np.zeros((h + 2, w + 4, NUM_SUB), np.int32)  # |sub-predictor errors| (x8) of the current plane
+    rowf = np.zeros((w, NUM_SUB), np.int32)
     bsum = np.zeros(_BIAS_CTX, np.int64)
     bcnt = np.zeros(_BIAS_CTX, np.int64)
     sxy = np.zeros(16, np.int64)
@@ -297,6 +298,10 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
         half = step >> 1
         for y in range(h):
             py = y + 2
+            for x in range(w):  # the row above's part of every sub-predictor's error window
+                px = x + 2
+                for k in range(NUM_SUB):
+                    rowf[x, k] = 2 * (perr[py - 1, px, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k]) + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
             for x in range(w):
                 px = x + 2
                 # neighbours (plane values), with fallbacks at the edges
@@ -369,8 +374,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 den = 0
                 smin = _WEIGHT_TABLE - 1
                 for k in range(NUM_SUB):
-                    s = 2 * (perr[py - 1, px, k] + 2 * perr[py, px - 1, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k])
-                    s += perr[py - 2, px, k] + perr[py, px - 2, k] + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
+                    s = rowf[x, k] + perr[py - 2, px, k] + 4 * perr[py, px - 1, k] + perr[py, px - 2, k]
                     if s > smin:
                         s2 = _WEIGHT_TABLE - 1 if s >= _WEIGHT_TABLE else s
                     else:
@@ -463,7 +467,7 @@ PRIOR_FILE = "lossless-v2-prior.npz"  # the starting probabilities of version 2:
 
 def flat_prior():
     """(probabilities, mixer weights) knowing nothing: every bit even, every model weighted alike."""
-    return np.full(_PROBS_SHAPE, _ONE // 2, np.int64), np.full(_WTS_SHAPE, (1 << 16) // _MODELS, np.int64)
+    return np.full(_PROBS_SHAPE, _ONE // 2, np.int32), np.full(_WTS_SHAPE, (1 << 16) // _MODELS, np.int64)
 
 
 _PRIOR = []
@@ -477,7 +481,7 @@ def prior():
         from importlib.resources import files
 
         with files("nkcodec").joinpath("weights", PRIOR_FILE).open("rb") as f, np.load(f) as z:
-            probs, wts = z["probs"].astype(np.int64), z["wts"].astype(np.int64)
+            probs, wts = z["probs"].astype(np.int32), z["wts"].astype(np.int64)
         if probs.shape != _PROBS_SHAPE or wts.shape != _WTS_SHAPE:
             raise RuntimeError(f"{PRIOR_FILE} has shapes {probs.shape}, {wts.shape}; expected {_PROBS_SHAPE}, {_WTS_SHAPE}")
         _PRIOR.append((probs, wts))
