@@ -392,25 +392,56 @@ def decode_context(header: Header, sections: list, m, quality: int) -> np.ndarra
 
 
 class NearLosslessPreset(_LearnedBase):
-    """Bounded error: the ``context`` preset's image at quality ``base`` plus a coded
-    residual (:mod:`nkcodec.residual`) that puts every sample within ``max_error``
-    of the original; ``max_error=0`` is lossless.  The codec's ``quality`` is not used."""
+    """Bounded error: every sample within ``max_error`` of the original
+    (``max_error=0``: lossless).  The codec's ``quality`` is not used.
+
+    By default (``base=None``) the image is coded by prediction from the samples
+    already decoded around each one (:mod:`nkcodec.lossless`, residual version 2),
+    with no model.  ``base=q`` codes the ``context`` preset's image at quality ``q``
+    and then the residual against it (:mod:`nkcodec.residual`, version 1), as
+    streams before version 2 did: it needs more bytes (see ``docs/lossless.md``)."""
 
     name = "near-lossless"
-    quality_ladder = False  # its base quality is the ``base`` option
+    quality_ladder = False  # its error bound is the ``max_error`` option
 
-    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int = 6):
+    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None):
         from .residual import check_max_error
 
         super().__init__(quality, model)
         max_error = check_max_error(max_error)
-        if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base not in QUALITIES:
-            raise ValueError(f"base must be a quality in 1..8, got {base!r}")
-        self.max_error, self.base = int(max_error), int(base)
+        if base is not None and (isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base not in QUALITIES):
+            raise ValueError(f"base must be None (no learned base) or a quality in 1..8, got {base!r}")
+        self.max_error, self.base = int(max_error), None if base is None else int(base)
 
     @property
     def lossless(self) -> bool:
         return self.max_error == 0
+
+    @property
+    def model_id(self) -> int:
+        return 0 if self.base is None else self.model.model_id
+
+    def encode(self, image: np.ndarray):
+        if self.base is not None:
+            return super().encode(image)
+        from . import lossless
+
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        params = {"residual": {"v": lossless.VERSION, "max_error": self.max_error}, "image": {"gray": channels <= 2, "alpha": channels in (2, 4)}}
+        return params, lossless.encode(image, self.max_error)
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        res = header.params["residual"]
+        if res.get("v") is None:  # version 1: a learned base and its residual
+            return super().decode(header, sections)
+        from . import lossless
+
+        image = header.params["image"]
+        if image["alpha"] != (header.channels in (2, 4)) or image["gray"] != (header.channels <= 2):
+            raise CorruptStreamError("image flags disagree with the channel count")
+        if header.model_id != 0:
+            raise CorruptStreamError(f"near-lossless version 2 uses no model, but the stream names model {header.model_id}")
+        return lossless.decode(sections, (header.height, header.width, header.channels), res["max_error"])
 
     def _encode_rgb(self, rgb: np.ndarray):
         from . import residual

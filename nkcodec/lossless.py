@@ -92,8 +92,8 @@ def check_max_error(max_error) -> int:
 def tiles(h: int, w: int) -> list:
     """(rows, cols) slices of the coding tiles, in raster order: an even number of
     bands of about :data:`TILE_ROWS` rows or fewer (so that two threads share the work
-    evenly; at least 64 rows each), split into columns of at most :data:`TILE_COLS`."""
-    bands = max(1, min(h // 64, 2 * -(-h // (2 * TILE_ROWS))))
+    evenly; at least 128 rows each, as a tile pays for learning its statistics), split into columns of at most :data:`TILE_COLS`."""
+    bands = max(1, min(h // 128, 2 * -(-h // (2 * TILE_ROWS))))
     cols = -(-w // TILE_COLS)
     rh, cw = -(-h // bands), -(-w // cols)
     return [(slice(r, min(r + rh, h)), slice(c, min(c + cw, w))) for r in range(0, h, rh) for c in range(0, w, cw)]
@@ -527,6 +527,15 @@ def fit_prior(images, progress=None) -> tuple:
     return probs.astype(np.int64), (wsum // max(n, 1)).astype(np.int64)
 
 
+def min_bytes(samples: int) -> int:
+    """The fewest bytes any tile of ``samples`` samples codes to: each sample codes at
+    least one bit at a probability of at most 1 - 64 / 2**16, which costs at least
+    0.00140 bits (0.000176 bytes); the coder's bytes are at least that information
+    and at least its 4-byte flush.  A decoder refuses shorter tiles, so a forged
+    header cannot make it decode far more pixels than the stream could hold."""
+    return max(4, samples * 17 // 100000)
+
+
 def _layout(channels: int):
     """(planes in coding order, chroma flags) for an image of ``channels`` channels."""
     planes = {1: (0,), 2: (0, 1), 3: (1, 0, 2), 4: (1, 0, 2, 3)}[channels]
@@ -602,6 +611,10 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
     grid = tiles(h, w)
     if len(parts) != len(grid):
         raise CorruptStreamError(f"{len(parts)} lossless tiles, expected {len(grid)}")
+    for i, ((rs, cs), part) in enumerate(zip(grid, parts)):
+        least = min_bytes((rs.stop - rs.start) * (cs.stop - cs.start) * channels)
+        if len(part) < least:
+            raise CorruptStreamError(f"lossless tile {i} has {len(part)} bytes, fewer than the {least} its samples need at least")
     out = np.empty((h, w, channels), np.uint8)
 
     def one(i):

@@ -78,12 +78,32 @@ def _schemas() -> dict:
         "paper": {"paper": {"k": Int(1, MAX_K)}, "image": image},
         "scalar-rle": {"rle": {"pairs": Int(1, 4 * MAX_PIXELS), "vmin": Int(-MAX_LATENT, MAX_LATENT)}, "image": image},
         "cluster": {"cluster": {"k": Int(1, MAX_PIXELS), "escapes": values}, "image": image},
-        "near-lossless": {
-            "latent": latent,
-            "residual": {"base": Int(1, 8), "escapes": values, "max_error": Int(0, MAX_ERROR)},
-            "image": image,
-        },
+        "near-lossless": Versions(
+            ("residual", "v"),
+            {
+                None: {"latent": latent, "residual": {"base": Int(1, 8), "escapes": values, "max_error": Int(0, MAX_ERROR)}, "image": image},
+                2: {"residual": {"v": Int(2, 2), "max_error": Int(0, MAX_ERROR)}, "image": image},
+            },
+        ),
     }
+
+
+class Versions:
+    """A preset whose params changed with a version: ``params[stage][key]`` (absent:
+    None) picks the schema."""
+
+    def __init__(self, where: tuple, schemas: dict):
+        self.where, self.schemas = where, schemas
+
+    def pick(self, params: dict) -> dict:
+        stage, key = self.where
+        if stage not in params:
+            raise CorruptStreamError(f"missing parameter {stage}")
+        given = params[stage]
+        version = given.get(key) if isinstance(given, dict) else None
+        if not (version is None or type(version) is int) or version not in self.schemas:
+            raise CorruptStreamError(f"parameter {stage}.{key}: unknown version {version!r:.40}")
+        return self.schemas[version]
 
 
 _CACHE = {}
@@ -96,14 +116,20 @@ def schemas() -> dict:
     return _CACHE
 
 
+def schema_for(preset: str, params: dict) -> dict:
+    """{stage: {key: type}} of ``preset`` for these params (the version they name)."""
+    schema = schemas().get(preset)
+    if schema is None:
+        raise CorruptStreamError(f"preset {preset!r} is not supported by this build")
+    return schema.pick(params) if isinstance(schema, Versions) else schema
+
+
 def validate(header) -> None:
     """Check ``header.params`` against its preset's schema; CorruptStreamError naming the field."""
-    schema = schemas().get(header.preset)
-    if schema is None:
-        raise CorruptStreamError(f"preset {header.preset!r} is not supported by this build")
     params = header.params
     if not isinstance(params, dict):
         raise CorruptStreamError("parameters are not an object")
+    schema = schema_for(header.preset, params)
     for stage in params:
         if stage not in schema:
             raise CorruptStreamError(f"unknown parameter {stage!r} for preset {header.preset}")
