@@ -62,9 +62,7 @@ TILE_COLS = 2048
 NUM_BINS = 24  # activity bins per plane
 NUM_SUB = 13  # sub-predictors in the blend
 _MAX_PLANES = 4
-GS = 64
-GC = 0
-NOG = 0
+_GUIDE_SCALE = 64  # G-guided weights: 1 / (64 * |G difference| + 4)**2
 GACT = 2
 _MAX_BITS = 8  # |quantised error| <= 255 has at most 8 bits
 _PROB_BITS = 16
@@ -101,7 +99,7 @@ def tiles(h: int, w: int) -> list:
 
 def _weights() -> np.ndarray:
     s = np.arange(_WEIGHT_TABLE, dtype=np.int64)
-    return ((1 << 32) // ((s + 4) * (s + 4))).astype(np.int32)
+    return (1 << 32) // ((s + 4) * (s + 4))  # int64: products with samples need 41 bits
 
 
 _WT = _weights()
@@ -326,7 +324,6 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 sub[6] = 8 * (2 * wv - ww)
                 sub[7] = 8 * (n + ne - nne)
                 g0 = 0
-                dn = dw = dnw = dne = 0
                 if cr:  # the plane itself (not its difference from G) locally flat
                     g0 = g_[py, px]
                     gn = g_[py - 1, px] - g0 if y > 0 else 0
@@ -355,15 +352,15 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                             dnn += abs(r_[py - 2, px] + g_[py - 2, px] - r0)
                         if x > 1:
                             dww += abs(r_[py, px - 2] + g_[py, px - 2] - r0)
-                    w0 = wt[min(GS * dn, _WEIGHT_TABLE - 1)]
-                    w1 = wt[min(GS * dw, _WEIGHT_TABLE - 1)]
-                    w2 = wt[min(GS * dnw, _WEIGHT_TABLE - 1)]
-                    w3 = wt[min(GS * dne, _WEIGHT_TABLE - 1)]
-                    sub[11] = sub[2] if NOG else (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne) + (w0 + w1 + w2 + w3) // 2) // (w0 + w1 + w2 + w3)
-                    w4 = wt[min(GS * dnn, _WEIGHT_TABLE - 1)]
-                    w5 = wt[min(GS * dww, _WEIGHT_TABLE - 1)]
+                    w0 = wt[min(_GUIDE_SCALE * dn, _WEIGHT_TABLE - 1)]
+                    w1 = wt[min(_GUIDE_SCALE * dw, _WEIGHT_TABLE - 1)]
+                    w2 = wt[min(_GUIDE_SCALE * dnw, _WEIGHT_TABLE - 1)]
+                    w3 = wt[min(_GUIDE_SCALE * dne, _WEIGHT_TABLE - 1)]
+                    sub[11] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne) + (w0 + w1 + w2 + w3) // 2) // (w0 + w1 + w2 + w3)
+                    w4 = wt[min(_GUIDE_SCALE * dnn, _WEIGHT_TABLE - 1)]
+                    w5 = wt[min(_GUIDE_SCALE * dww, _WEIGHT_TABLE - 1)]
                     tw = w0 + w1 + w2 + w3 + w4 + w5
-                    sub[12] = sub[2] if NOG else (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne + w4 * nn + w5 * ww) + tw // 2) // tw
+                    sub[12] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne + w4 * nn + w5 * ww) + tw // 2) // tw
                 else:
                     sub[11] = sub[2]
                     sub[12] = sub[2]
@@ -394,7 +391,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                     eg = serr[prev, py, px]
                     cor = ((sxy[aq] * 16) // (sxx[aq] + 64)) * eg
                     p += cor // 16 if cor >= 0 else -((-cor) // 16)
-                    a += 2 * abs(err[prev, py, px]) + GC * min(min(dn, dw), min(dnw, dne))
+                    a += 2 * abs(err[prev, py, px])
                 q = qbins[min(a, _ACT_TABLE - 1)]
                 tex = (1 if 8 * n > p else 0) | (2 if 8 * wv > p else 0) | (4 if 8 * nw > p else 0) | (8 if 8 * ne > p else 0) | (16 if ew > 0 else 0) | (32 if en > 0 else 0)
                 bc = q * 64 + tex
@@ -489,11 +486,9 @@ def prior():
 
 
 def _state():
-    probs, wts = prior() if _USE_PRIOR[0] else flat_prior()
+    """A fresh copy of the prior, for one tile."""
+    probs, wts = prior()
     return probs.copy(), wts.copy()
-
-
-_USE_PRIOR = [True]
 
 
 def fit_prior(images, progress=None) -> tuple:

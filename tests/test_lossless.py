@@ -1,0 +1,181 @@
+"""The predictive bounded-error coder (nkcodec.lossless, near-lossless version 2):
+exact bounds on every sample, any channels and sizes, identical bytes on repeat
+and across thread counts, the compiled kernel against its Python source, corrupt
+and forged streams, the pinned prior and the committed fixtures."""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+
+import nkcodec
+from nkcodec import lossless
+from nkcodec.container import pack_container, unpack_container
+from nkcodec.errors import CorruptStreamError
+
+from .common import check_backwards_compatibility, check_corruption, check_deep_corruption
+from .test_learned import photo
+
+
+def _images(shape):
+    noise = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    extreme = np.zeros(shape, np.uint8)
+    extreme[::2] = 255  # errors at the ends of the range: clipping on both sides
+    return photo(shape), noise, extreme
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 2, 7, 32])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 3, 2), (9, 13, 3), (40, 24), (23, 19, 1), (30, 70, 4), (300, 9, 3), (3, 2100, 4)])
+def test_every_sample_within_the_bound(shape, max_error):
+    """|decoded - original| <= max_error on every sample of every image (alpha: 0),
+    through the public API; (300, 9) and (3, 2100) span several tiles."""
+    for img in _images(shape):
+        out = nkcodec.decompress(nkcodec.compress(img, preset="near-lossless", max_error=max_error))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        err = np.abs(out.astype(int) - img.astype(int))
+        assert int(err.max()) <= max_error
+        if img.ndim == 3 and img.shape[2] in (2, 4):
+            assert int(err[..., -1].max()) == 0  # alpha is lossless
+
+
+def test_lossless_is_exact_on_a_shipped_photo():
+    from importlib.resources import files
+
+    from PIL import Image
+
+    path = sorted(p for p in files("nkcodec").joinpath("samples").iterdir() if p.name.endswith(".png"))[0]
+    img = np.asarray(Image.open(path).convert("RGB"))[:300, :200]
+    data = nkcodec.compress(img, preset="near-lossless", max_error=0)
+    np.testing.assert_array_equal(nkcodec.decompress(data), img)
+    assert len(data) < img.size * 0.6  # a photo: far below its raw size
+
+
+def test_a_looser_bound_costs_fewer_bytes_and_no_model():
+    img = photo((48, 64, 3))
+    sizes = [len(nkcodec.compress(img, preset="near-lossless", max_error=d)) for d in (0, 1, 2, 4)]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4
+    header = unpack_container(nkcodec.compress(img, preset="near-lossless", max_error=3))[0]
+    assert header.model_id == 0 and header.params["residual"] == {"v": 2, "max_error": 3}
+
+
+def test_same_bytes_on_repeat_and_for_any_thread_count():
+    img = photo((600, 40, 4))  # 4 tiles
+    first = lossless.encode(img, 1)
+    assert len(first) == len(lossless.tiles(600, 40)) == 4
+    assert lossless.encode(img, 1) == first
+    assert lossless.encode(img, 1, threads=1) == first == lossless.encode(img, 1, threads=3)
+    np.testing.assert_array_equal(lossless.decode(first, img.shape, 1, threads=1), lossless.decode(first, img.shape, 1, threads=2))
+
+
+@pytest.mark.parametrize("shape, max_error", [((5, 7, 3), 0), ((6, 4, 4), 2), ((4, 5, 1), 1)])
+def test_compiled_kernel_matches_its_python_source(shape, max_error):
+    """The Numba kernel and the same code run by Python (int64 semantics of NumPy
+    scalars and arrays) give the same bytes and the same decoded samples."""
+    img = _images(shape)[0] if len(shape) == 3 else None
+    img = np.ascontiguousarray(photo(shape) if img is None else img)
+    planes, chroma = lossless._layout(shape[2])
+    steps = lossless._steps(shape[2], max_error)
+    out = {}
+    for name, fn in (("numba", lossless._code_tile), ("python", lossless._code_tile.py_func)):
+        buf = np.zeros(img.size * 8 + 1024, np.uint8)
+        rec = np.zeros_like(img)
+        n = fn(img, rec, planes, chroma, steps, buf, lossless._TABLES, *lossless._state(), True)
+        data = buf[:n].copy()
+        dec = np.zeros_like(img)
+        assert fn(dec, dec, planes, chroma, steps, data, lossless._TABLES, *lossless._state(), False) == n
+        np.testing.assert_array_equal(dec, rec)
+        out[name] = data.tobytes(), rec
+    assert out["numba"][0] == out["python"][0]
+    np.testing.assert_array_equal(out["numba"][1], out["python"][1])
+
+
+def test_tiles_cover_the_image_once_in_an_even_number_of_bands():
+    for h, w in [(1, 1), (127, 5), (256, 3), (512, 768), (768, 512), (1000, 4097), (16384, 16384)]:
+        grid = lossless.tiles(h, w)
+        cover = np.zeros((h, w), np.int64) if h * w < 10**7 else None
+        if cover is not None:
+            for rs, cs in grid:
+                cover[rs, cs] += 1
+            assert cover.min() == cover.max() == 1
+        bands = len({rs.start for rs, _ in grid})
+        assert bands == 1 or bands % 2 == 0
+        assert all(rs.stop - rs.start <= lossless.TILE_ROWS and cs.stop - cs.start <= lossless.TILE_COLS for rs, cs in grid)
+
+
+def test_corrupt_streams_raise():
+    img = photo((40, 30, 3))
+    data = nkcodec.compress(img, preset="near-lossless", max_error=0)
+    check_corruption(nkcodec.decompress, data, flips=100)
+    check_deep_corruption(nkcodec.decompress, data, flips=100)
+    header, sections = unpack_container(data)
+    for bad, msg in (
+        ([sections[0][:-1]], "ends at byte|fewer than"),  # one byte short
+        ([sections[0] + b"\0"], "ends at byte"),  # one byte too many
+        ([sections[0], sections[0]], "tiles, expected"),
+        ([b"\0\0\0"], "fewer than"),
+    ):
+        with pytest.raises(CorruptStreamError, match=msg):
+            nkcodec.decompress(pack_container(header, bad))
+    flags = {**header.params, "image": {"gray": True, "alpha": False}}
+    with pytest.raises(CorruptStreamError, match="image flags"):
+        nkcodec.decompress(pack_container(dataclasses.replace(header, params=flags), sections))
+    with pytest.raises(CorruptStreamError, match="no model"):
+        nkcodec.decompress(pack_container(dataclasses.replace(header, model_id=6), sections))
+    for v in (3, "2", True, [2]):
+        params = {**header.params, "residual": {**header.params["residual"], "v": v}}
+        with pytest.raises(CorruptStreamError, match="residual.v"):
+            nkcodec.decompress(pack_container(dataclasses.replace(header, params=params), sections))
+
+
+@pytest.mark.parametrize("shape", [(512, 2048, 4), (300, 300), (2, 2, 3)])
+def test_the_length_floor_never_rejects_the_cheapest_images(shape):
+    """Flat images are the cheapest streams: every tile stays above min_bytes, and
+    a forged header declaring many more pixels over them fails before decoding."""
+    for v in (0, 255):
+        img = np.full(shape, v, np.uint8)
+        parts = lossless.encode(img, 0)
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        for (rs, cs), part in zip(lossless.tiles(*img.shape[:2]), parts):
+            assert len(part) >= lossless.min_bytes((rs.stop - rs.start) * (cs.stop - cs.start) * channels)
+        np.testing.assert_array_equal(lossless.decode(parts, (*img.shape[:2], channels), 0).reshape(img.shape), img)
+    data = nkcodec.compress(np.zeros((300, 300), np.uint8), preset="near-lossless", max_error=0)
+    header, sections = unpack_container(data)
+    forged = dataclasses.replace(header, height=600, width=600)  # 4x the pixels, in as many tiles
+    with pytest.raises(CorruptStreamError, match="fewer than"):
+        nkcodec.decompress(pack_container(forged, sections * 2))
+
+
+def test_the_prior_is_pinned():
+    """Version 2 streams decode with exactly the shipped prior: a changed prior is a new version."""
+    probs, wts = lossless.prior()
+    digest = hashlib.sha256(probs.astype("<i4").tobytes() + wts.astype("<i8").tobytes()).hexdigest()
+    assert digest == PRIOR_SHA256, "the lossless prior changed: that needs a new residual version"
+
+
+PRIOR_SHA256 = "6fa4619519ee1f4fb9c123489d3f2bd69061507584e610f1258a9411c1ceeeb4"  # of lossless-v2-prior.npz's arrays, as shipped
+
+
+FIXTURE_CASES = {
+    "near-lossless-v2_v1": ((48, 64, 3), 0),
+    "near-lossless-v2-e2_v1": ((48, 64, 3), 2),
+    "near-lossless-v2-rgba_v1": ((33, 70, 4), 1),
+    "near-lossless-v2-gray_v1": ((40, 31), 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_CASES))
+def test_fixture_near_lossless_v2(name):
+    shape, max_error = FIXTURE_CASES[name]
+    img = photo(shape, seed=7)
+    check_backwards_compatibility(name, nkcodec.decompress, lambda: nkcodec.compress(img, preset="near-lossless", max_error=max_error), None)
+    out = nkcodec.decompress(nkcodec.compress(img, preset="near-lossless", max_error=max_error))
+    assert int(np.abs(out.astype(int) - img.astype(int)).max()) <= max_error
+
+
+def test_version_1_still_encodes_with_a_base():
+    img = photo((24, 20, 3))
+    data = nkcodec.compress(img, preset="near-lossless", max_error=1, base=6)
+    header = unpack_container(data)[0]
+    assert header.params["residual"]["base"] == 6 and "v" not in header.params["residual"]
+    assert int(np.abs(nkcodec.decompress(data).astype(int) - img.astype(int)).max()) <= 1
