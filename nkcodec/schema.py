@@ -100,8 +100,8 @@ class Versions:
         if stage not in params:
             raise CorruptStreamError(f"missing parameter {stage}")
         given = params[stage]
-        version = given.get(key) if isinstance(given, dict) else None
-        if not (version is None or type(version) is int) or version not in self.schemas:
+        version = given.get(key) if isinstance(given, dict) else None  # absent: the first version
+        if isinstance(given, dict) and key in given and (type(version) is not int or version not in self.schemas):
             raise CorruptStreamError(f"parameter {stage}.{key}: unknown version {version!r:.40}")
         return self.schemas[version]
 
