@@ -281,8 +281,8 @@ PALETTE_KS = (64, 256, 768, 1024)
 
 
 def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) -> dict:
-    """The lossless and bounded-error end: ``near-lossless`` at each max_error,
-    ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
+    """The lossless and bounded-error end: ``near-lossless`` at each max_error (and
+    its version 1, a learned base image plus its residual, at 0 and 1), ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
     and scored in the same run (compression ratio, PSNR, largest sample error),
     and JPEG XL and JPEG-LS when imagecodecs is installed (:func:`imagecodecs_anchors`;
     a note says so when it is not).  Per-image rows go in the JSON, and
@@ -294,6 +294,8 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) 
 
     images = rgb_images(folder)
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
+    # the version 1 coder (a learned base image plus its residual), for comparison in the same run
+    jobs += [("near-lossless-base6", d, lambda d=d: (Codec(preset="near-lossless", max_error=d, base=6).encode, decompress)) for d in (0, 1)]
     jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
     jobs += [("rle", 0, lambda: (Codec(1, "rle").encode, decompress))]
     jobs += [("png", 0, lambda: pillow_codec("PNG", None)), ("webp-lossless", 0, lambda: pillow_codec("WEBP", None))]
