@@ -1,4 +1,4 @@
-"""Peak memory of encode and decode at 1, 24 and 50 MPix (default preset).
+"""Peak memory of encode and decode at 1, 24 and 50 MPix (default preset, or --preset).
 
 Each measurement runs in a fresh process (the decode one reads the stream
 the encode one wrote), which reports its peak resident set size
@@ -8,6 +8,7 @@ The image is a Kodak photo mirror-tiled to the size, so the content is
 photographic at every size.
 
     python benchmarks/memory.py ../shared/data/kodak/kodim05.png --json benchmarks/results/memory.json
+    python benchmarks/memory.py ../shared/data/kodak/kodim05.png --preset near-lossless --json benchmarks/results/memory_lossless.json
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _image(path: str, mpix: float):
     return np.ascontiguousarray(np.tile(tile, (reps[0] // 2 + 1, reps[1] // 2 + 1, 1))[:h, :w])
 
 
-def one(path: str, what: str, mpix: float, stream: str) -> dict:
+def one(path: str, what: str, mpix: float, stream: str, preset: str = "default") -> dict:
     """In this process: encode to ``stream``, decode ``stream``, or only set up
     (``what="baseline"``: imports, the image, the weights); report the peak RSS."""
     from pathlib import Path
@@ -42,8 +43,9 @@ def one(path: str, what: str, mpix: float, stream: str) -> dict:
     import nkcodec
 
     img = _image(path, mpix)
-    codec = nkcodec.Codec(4)
-    codec.impl.model  # the weights, as every real call needs
+    codec = nkcodec.Codec(4, preset, **({"max_error": 0} if preset == "near-lossless" else {}))
+    if getattr(codec.impl, "model_id", 0):
+        codec.impl.model  # the weights, as every real call needs
     data = Path(stream).read_bytes() if what == "decode" else b""
     t = time.perf_counter()
     if what == "encode":
@@ -61,10 +63,11 @@ def main(argv=None) -> int:
     p.add_argument("image")
     p.add_argument("--sizes", default="1,24,50")
     p.add_argument("--json")
+    p.add_argument("--preset", default="default", help="preset to measure (near-lossless: max_error 0, lossless)")
     p.add_argument("--one", nargs=3, metavar=("WHAT", "MPIX", "STREAM"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.image, args.one[0], float(args.one[1]), args.one[2])))
+        print(json.dumps(one(args.image, args.one[0], float(args.one[1]), args.one[2], args.preset)))
         return 0
     import tempfile
 
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     stream = tempfile.NamedTemporaryFile(suffix=".nkc", delete=False).name
     for mpix in map(float, args.sizes.split(",")):
         for what in ("baseline", "encode", "decode"):
-            out = subprocess.run([sys.executable, __file__, args.image, "--one", what, str(mpix), stream], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, args.image, "--one", what, str(mpix), stream, "--preset", args.preset], capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 return 1
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
             print(f"{r['mpix']:6.1f} MPix {what:<8} peak RSS {r['peak_rss_mb']:7.0f} MB  {r['seconds']:6.1f} s", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"image": args.image, "rows": rows}, f, indent=1)
+            json.dump({"image": args.image, "preset": args.preset, "rows": rows}, f, indent=1)
     return 0
 
 

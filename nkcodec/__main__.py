@@ -231,7 +231,8 @@ def _info(args) -> int:
         print(f"decoder:   {synthesis_of(h.model_id)}, nets on {device_name()}")
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
-        print(f"bound:     every sample within {res.get('max_error')} of the original (base quality {res.get('base')})")
+        how = f"learned base at quality {res.get('base')} plus its residual (version 1)" if res.get("v") is None else f"predictive coding, no model (version {res.get('v')})"
+        print(f"bound:     every sample within {res.get('max_error')} of the original; {how}")
     print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
     print(f"params:    {h.params}")
     print(f"sections:  {[len(s) for s in sections]} bytes")
