@@ -89,7 +89,7 @@ def effort_table(path: str = "eval_kodak_effort.json") -> str:
 def lossless_table(path: str = "lossless_kodak.json") -> str:
     d = _load(path)
     out = ["| codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
-    labels = {"near-lossless": "max_error={}", "palette": "k={}", "rle": "", "png": "Pillow default", "webp-lossless": "Pillow default",
+    labels = {"near-lossless": "max_error={}", "near-lossless-base6": "max_error={}, learned base q6 (version 1)", "palette": "k={}", "rle": "", "png": "Pillow default", "webp-lossless": "Pillow default",
               "jpegxl-lossless": "effort 7 (imagecodecs)", "jpeg-ls": "near={} (CharLS, imagecodecs)"}
     out += _per_setting(
         d["curves"],
