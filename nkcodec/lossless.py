@@ -249,11 +249,11 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
     decoded samples either way).  Planes are coded one after another in the order
     ``planes``; chroma[c]: plane c is coded as a difference from plane 1 (G), which
     comes first.  steps[c]: quantiser step of plane c.  tabs: (weights, squash,
-    stretch, coding bins, slope bins, error bins) lookup tables.  probs, wts: the
+    stretch, coding bins, slope bins, error bins, guided weights) lookup tables.  probs, wts: the
     models' probabilities and the mixer's weights, which start from the prior
     (:func:`prior`) and are left in their final state.  Returns the number
     of bytes written (enc) or read (dec), or -1 when buf is too small (enc)."""
-    wt, sq, stt, qbins, sbins, mbins = tabs
+    wt, sq, stt, qbins, sbins, mbins, gwt = tabs
     h, w = rec.shape[0], rec.shape[1]
     nplanes = len(planes)
     val = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # decoded plane values (chroma: minus G), padded
@@ -294,11 +294,12 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
         sxx[:] = 0
         step = steps[c]
         half = step >> 1
+        nsub = NUM_SUB if cr else 8  # the colour-only predictors repeat others on other planes
         for y in range(h):
             py = y + 2
             for x in range(w):  # the row above's part of every sub-predictor's error window
                 px = x + 2
-                for k in range(NUM_SUB):
+                for k in range(nsub):
                     rowf[x, k] = 2 * (perr[py - 1, px, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k]) + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
             for x in range(w):
                 px = x + 2
@@ -352,13 +353,13 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                             dnn += abs(r_[py - 2, px] + g_[py - 2, px] - r0)
                         if x > 1:
                             dww += abs(r_[py, px - 2] + g_[py, px - 2] - r0)
-                    w0 = wt[min(_GUIDE_SCALE * dn, _WEIGHT_TABLE - 1)]
-                    w1 = wt[min(_GUIDE_SCALE * dw, _WEIGHT_TABLE - 1)]
-                    w2 = wt[min(_GUIDE_SCALE * dnw, _WEIGHT_TABLE - 1)]
-                    w3 = wt[min(_GUIDE_SCALE * dne, _WEIGHT_TABLE - 1)]
+                    w0 = gwt[dn]
+                    w1 = gwt[dw]
+                    w2 = gwt[dnw]
+                    w3 = gwt[dne]
                     sub[11] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne) + (w0 + w1 + w2 + w3) // 2) // (w0 + w1 + w2 + w3)
-                    w4 = wt[min(_GUIDE_SCALE * dnn, _WEIGHT_TABLE - 1)]
-                    w5 = wt[min(_GUIDE_SCALE * dww, _WEIGHT_TABLE - 1)]
+                    w4 = gwt[dnn]
+                    w5 = gwt[dww]
                     tw = w0 + w1 + w2 + w3 + w4 + w5
                     sub[12] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne + w4 * nn + w5 * ww) + tw // 2) // tw
                 else:
@@ -370,7 +371,8 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 num = 0
                 den = 0
                 smin = _WEIGHT_TABLE - 1
-                for k in range(NUM_SUB):
+                b0 = b1 = 0
+                for k in range(nsub):
                     s = rowf[x, k] + perr[py - 2, px, k] + 4 * perr[py, px - 1, k] + perr[py, px - 2, k]
                     if s > smin:
                         s2 = _WEIGHT_TABLE - 1 if s >= _WEIGHT_TABLE else s
@@ -380,6 +382,13 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                     wk = wt[s2]
                     num += wk * sub[k]
                     den += wk
+                    if k == 2 and not cr:  # predictors 8..12 repeat 0, 1, 2, 2, 2 on a plane that is not colour
+                        num += b0 * sub[0] + b1 * sub[1] + 3 * wk * sub[2]
+                        den += b0 + b1 + 3 * wk
+                    elif k == 0:
+                        b0 = wk
+                    elif k == 1:
+                        b1 = wk
                 p = (num + den // 2) // den
                 sp = p
                 en = e_[py - 1, px]
@@ -432,7 +441,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 e_[py, px] = fe
                 se = 8 * v - sp
                 serr[c, py, px] = se
-                for k in range(NUM_SUB):
+                for k in range(nsub):
                     perr[py, px, k] = abs(8 * v - sub[k])
                 if cr:
                     eg = serr[prev, py, px]
@@ -456,7 +465,8 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
     return st[3]
 
 
-_TABLES = (_WT, _SQUASH, _STRETCH, _QBINS, _SBINS, _MBINS)
+_GWT = _WT[np.minimum(_GUIDE_SCALE * np.arange(1024), _WEIGHT_TABLE - 1)]  # the G-guided weights (differences <= 510)
+_TABLES = (_WT, _SQUASH, _STRETCH, _QBINS, _SBINS, _MBINS, _GWT)
 _PROBS_SHAPE = (_MODELS, _MAX_PLANES * _CTX3 * _BLOCK)
 _WTS_SHAPE = (_MAX_PLANES * _WSETS * 4, _MODELS)
 PRIOR_FILE = "lossless-v2-prior.npz"  # the starting probabilities of version 2: fixed forever
