@@ -6,28 +6,33 @@ prediction error is quantised with step ``2 * max_error + 1`` inside the loop
 within ``max_error`` of the original; ``max_error=0`` is lossless), and the
 quantised error is coded with an adaptive binary arithmetic coder.
 
-Per pixel the planes go G, then R and B, then alpha:
+Each tile's planes are coded one after another, G, then R and B, then alpha,
+each in raster order:
 
 * **Colour.** R and B are coded as differences from the pixel's decoded G, and
   their neighbours are differences too (a reversible colour transform on
-  decoded values, so the bound holds on R and B themselves).  What the spatial
-  prediction of G missed at this pixel, scaled by a slope counted per context
-  (``sum(e_c * e_prev) / sum(e_prev**2)``), corrects R; R's corrects B.
-* **Prediction.** A blend of 8 simple predictors (N, W, N + W - NW, ...), each
-  weighted by ``1 / (s + 4)**2`` where ``s`` is its error summed over 9 decoded
-  neighbours: the predictor that has been right nearby counts most.  Then a
-  bias correction: the mean error so far in the pixel's context (activity x a
-  6-bit texture pattern) is added back, as in CALIC.
-* **Context.** The local activity (gradients and the neighbours' errors, and
-  the earlier planes' errors at the pixel) quantised to :data:`NUM_BINS` bins.
-* **Coding.** The quantised error's magnitude as a unary bit length, then its
-  sign and the bits below the leading one; every bit has an adaptive 16-bit
-  probability per (plane, bin, bit position), driven by a carry-less binary
-  arithmetic coder (32-bit, integers only).
+  decoded values, so the bound holds on R and B themselves).  What the blend
+  of the earlier plane missed at this pixel, scaled by a slope counted per
+  activity bin (``sum(e * e_prev) / sum(e_prev**2)``), corrects R; R's corrects B.
+* **Prediction.** A blend of :data:`NUM_SUB` predictors: 8 on the plane (N, W,
+  N + W - NW, ...), and for R and B three that take the plane itself as flat
+  and two averages of the neighbours weighted by how alike their G (and, for
+  B, their R) is to the pixel's.  Each is weighted by ``1 / (s + 4)**2``, where
+  ``s`` is its error summed over 9 decoded neighbours: the predictor that has
+  been right nearby counts most.  Then a bias correction: the mean error so far
+  in the pixel's context (activity x a 6-bit texture pattern) is added back, as
+  in CALIC.
+* **Coding.** The quantised error's bit length in unary, then its sign and the
+  bits below the leading one.  Each bit's probability mixes three adaptive
+  context models (the activity bin; the best predictor's recent error; the
+  neighbours' quantised errors and the earlier plane's) in the logistic domain,
+  with weights learnt as coding goes (PAQ-style), and a carry-less 32-bit
+  binary arithmetic coder writes it.  Every tile starts from a prior counted on
+  the training photos (:func:`prior`).
 
 All arithmetic is integer, so every machine decodes the same bytes to the same
-pixels.  Images are coded in tiles of :data:`TILE_ROWS` x :data:`TILE_COLS`
-pixels, each on its own (tiles run in parallel threads; memory stays bounded).
+pixels.  Images are coded in tiles of at most :data:`TILE_ROWS` x :data:`TILE_COLS`
+pixels (:func:`tiles`), each on its own (tiles run in parallel threads; memory stays bounded).
 A tile's bytes end exactly where its decoder stops reading, which the decoder
 checks.
 
@@ -68,7 +73,7 @@ _MAX_BITS = 8  # |quantised error| <= 255 has at most 8 bits
 _PROB_BITS = 16
 _ONE = 1 << _PROB_BITS
 _RATE = 5  # probability adaptation: p += (target - p) >> _RATE
-_MODELS = 4  # context models mixed per bit
+_MODELS = 3  # context models mixed per bit
 _RATES = (5, 5, 5, 5)  # adaptation rate of each model
 _MIX_RATE = 1  # mixer learning rate
 _CTX2 = 24  # contexts of model 2 (the best sub-predictor's recent error)
@@ -421,7 +426,6 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 wbase = (c * 4 + q // 6) * _WSETS
                 ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * _BLOCK
                 ctx[2] = (c * _CTX3 + d3) * _BLOCK
-                ctx[3] = (c * _CTX3 + q * 9 + min(q_[py, px - 1], 2) * 3 + min(q_[py - 1, px], 2)) * _BLOCK
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
