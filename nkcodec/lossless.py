@@ -53,6 +53,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+
 import numba
 import numpy as np
 
@@ -582,10 +586,29 @@ def _map(fn, items, threads):
         return list(ex.map(fn, items))
 
 
-def _threads(threads):
-    import os
+_ACTIVE = [0]  # lossless encode/decode calls running now, in any thread
+_ACTIVE_LOCK = threading.Lock()
 
-    return len(os.sched_getaffinity(0)) if threads is None and hasattr(os, "sched_getaffinity") else (threads or os.cpu_count() or 1)
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _tile_threads(threads):
+    """The number of tile threads for one call: ``threads`` when given, else the
+    cores shared among the calls running at once, so that a pool of callers
+    (``compress_many``, Dask) does not multiply threads, or tile memory, by the cores."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    with _ACTIVE_LOCK:
+        _ACTIVE[0] += 1
+        running = _ACTIVE[0]
+    try:
+        yield int(threads) if threads is not None else max(1, _cores() // running)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE[0] -= 1
 
 
 def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) -> list:
@@ -608,7 +631,8 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
                 return buf[:n].tobytes()
             size *= 4
 
-    return _map(one, tiles(*image.shape[:2]), _threads(threads))
+    with _tile_threads(threads) as n:
+        return _map(one, tiles(*image.shape[:2]), n)
 
 
 def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = None) -> np.ndarray:
@@ -635,5 +659,6 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
             raise CorruptStreamError(f"lossless tile {i} ends at byte {n} of {data.size}")
         out[rs, cs] = rec
 
-    _map(one, list(range(len(grid))), _threads(threads))
+    with _tile_threads(threads) as n:
+        _map(one, list(range(len(grid))), n)
     return out

@@ -68,6 +68,20 @@ def test_same_bytes_on_repeat_and_for_any_thread_count():
     np.testing.assert_array_equal(lossless.decode(first, img.shape, 1, threads=1), lossless.decode(first, img.shape, 1, threads=2))
 
 
+def test_concurrent_calls_share_the_cores(monkeypatch):
+    """A pool of callers does not multiply tile threads: each call gets the cores
+    divided by the calls running at once (at least 1); a given count is kept."""
+    monkeypatch.setattr(lossless, "_cores", lambda: 4)
+    with lossless._tile_threads(None) as a, lossless._tile_threads(None) as b, lossless._tile_threads(None) as c:
+        assert (a, b, c) == (4, 2, 1)
+    with lossless._tile_threads(3) as n:
+        assert n == 3
+    assert lossless._ACTIVE[0] == 0
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            lossless.encode(np.zeros((2, 2), np.uint8), 0, threads=bad)
+
+
 @pytest.mark.parametrize("shape, max_error", [((5, 7, 3), 0), ((6, 4, 4), 2), ((4, 5, 1), 1)])
 def test_compiled_kernel_matches_its_python_source(shape, max_error):
     """The Numba kernel and the same code run by Python (int64 semantics of NumPy
