@@ -18,30 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import rle
-from .container import MAX_PIXELS, MAX_SIDE, PRESET_IDS, Header, pack_container, unpack_container
+from .container import PRESET_IDS, Header, pack_container, unpack_container
 from .entropy import MAX_LATENT
 from .config import LATENT_STRIDE, QUALITIES
 from .errors import CorruptStreamError
+from .imageio import check_image
 
 __all__ = ["Codec", "compress", "compress_many", "compress_to_size", "decompress", "decompress_many", "PRESETS", "check_image", "check_decoded", "decoder_for", "LatentPreset"]
 
-
-
-def check_image(image) -> np.ndarray:
-    """Validate a uint8 HxW, HxWx1 (gray), HxWx2 (gray + alpha), HxWx3 or HxWx4
-    image; return it C-contiguous."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"expected a numpy uint8 array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected dtype uint8, got {image.dtype}; convert or scale the image first")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
-        raise ValueError(f"expected shape HxW or HxWxC with C in (1, 2, 3, 4), got {image.shape}")
-    h, w = image.shape[:2]
-    if h < 1 or w < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    if h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
-        raise ValueError(f"image {h}x{w} is too large (at most {MAX_SIDE} a side and {MAX_PIXELS} pixels)")
-    return np.ascontiguousarray(image)
 
 
 def _planes(image: np.ndarray) -> np.ndarray:
@@ -194,13 +178,19 @@ def _with_image(params: dict, sections: list, alpha, gray: bool):
     return params, sections
 
 
+def _check_image_flags(header: Header) -> tuple:
+    """A learned stream's (gray, alpha) flags, which must agree with its channel count."""
+    gray, has_alpha = header.params["image"]["gray"], header.params["image"]["alpha"]
+    if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
+        raise CorruptStreamError("image flags disagree with the channel count")
+    return gray, has_alpha
+
+
 def _image_parts(header: Header, sections: list):
     """Inverse of :func:`_with_image`: (alpha plane or None, gray, the other sections)."""
     if header.quality not in QUALITIES:
         raise CorruptStreamError(f"quality {header.quality} outside {QUALITIES[0]}..{QUALITIES[-1]}")
-    gray, has_alpha = header.params["image"]["gray"], header.params["image"]["alpha"]
-    if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
-        raise CorruptStreamError("image flags disagree with the channel count")
+    gray, has_alpha = _check_image_flags(header)
     alpha = None
     if has_alpha:
         if not sections:
@@ -436,9 +426,7 @@ class NearLosslessPreset(_LearnedBase):
             return super().decode(header, sections)
         from . import lossless
 
-        image = header.params["image"]
-        if image["alpha"] != (header.channels in (2, 4)) or image["gray"] != (header.channels <= 2):
-            raise CorruptStreamError("image flags disagree with the channel count")
+        _check_image_flags(header)
         if header.model_id != 0:
             raise CorruptStreamError(f"near-lossless version 2 uses no model, but the stream names model {header.model_id}")
         return lossless.decode(sections, (header.height, header.width, header.channels), res["max_error"])

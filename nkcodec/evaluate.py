@@ -282,7 +282,8 @@ PALETTE_KS = (64, 256, 768, 1024)
 
 def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) -> dict:
     """The lossless and bounded-error end: ``near-lossless`` at each max_error (and
-    its version 1, a learned base image plus its residual, at 0 and 1), ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
+    its version 1, a learned base image plus its residual, at 0 and 1),
+    ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
     and scored in the same run (compression ratio, PSNR, largest sample error),
     and JPEG XL and JPEG-LS when imagecodecs is installed (:func:`imagecodecs_anchors`;
     a note says so when it is not).  Per-image rows go in the JSON, and

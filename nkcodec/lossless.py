@@ -61,24 +61,23 @@ import numba
 import numpy as np
 
 from .errors import CorruptStreamError
+from .imageio import check_image
+from .residual import check_max_error  # version 1's bound is version 2's: one check
 
-__all__ = ["encode", "decode", "tiles", "check_max_error", "MAX_ERROR", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
+__all__ = ["encode", "decode", "tiles", "min_bytes", "prior", "fit_prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
 
 VERSION = 2  # the near-lossless residual version this module writes and reads
-MAX_ERROR = 32  # largest max_error a stream may name
 TILE_ROWS = 256  # pixels per coding tile: each tile is coded on its own (bounded memory, parallel threads)
 TILE_COLS = 2048
 NUM_BINS = 24  # activity bins per plane
 NUM_SUB = 13  # sub-predictors in the blend
 _MAX_PLANES = 4
 _GUIDE_SCALE = 64  # G-guided weights: 1 / (64 * |G difference| + 4)**2
-GACT = 2
 _MAX_BITS = 8  # |quantised error| <= 255 has at most 8 bits
 _PROB_BITS = 16
 _ONE = 1 << _PROB_BITS
-_RATE = 5  # probability adaptation: p += (target - p) >> _RATE
+_RATE = 5  # probability adaptation of every model: p += (target - p) >> _RATE
 _MODELS = 3  # context models mixed per bit
-_RATES = (5, 5, 5, 5)  # adaptation rate of each model
 _MIX_RATE = 1  # mixer learning rate
 _CTX2 = 24  # contexts of model 2 (the best sub-predictor's recent error)
 _CTX3 = 256  # contexts of model 3 (the neighbours' quantised errors)
@@ -89,17 +88,11 @@ _SLOPE_HALVE = 1 << 40
 _MASK32 = 0xFFFFFFFF
 
 
-def check_max_error(max_error) -> int:
-    """``max_error`` as an int, or ValueError naming the allowed range."""
-    if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
-        raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
-    return int(max_error)
-
-
 def tiles(h: int, w: int) -> list:
     """(rows, cols) slices of the coding tiles, in raster order: an even number of
-    bands of about :data:`TILE_ROWS` rows or fewer (so that two threads share the work
-    evenly; at least 128 rows each, as a tile pays for learning its statistics), split into columns of at most :data:`TILE_COLS`."""
+    bands of at most :data:`TILE_ROWS` rows (so that two threads share the work
+    evenly; at least 128 rows each, as a tile pays for learning its statistics),
+    split into columns of at most :data:`TILE_COLS`."""
     bands = max(1, min(h // 128, 2 * -(-h // (2 * TILE_ROWS))))
     cols = -(-w // TILE_COLS)
     rh, cw = -(-h // bands), -(-w // cols)
@@ -190,11 +183,10 @@ def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
         wts[ws, k] += (sts[k] * e) >> 13
         i = ctx[k] + off
         q = probs[k, i]
-        r = _RATES[k]
         if bit:
-            probs[k, i] = q + ((_ONE - q) >> r)
+            probs[k, i] = q + ((_ONE - q) >> _RATE)
         else:
-            probs[k, i] = q - (q >> r)
+            probs[k, i] = q - (q >> _RATE)
     return bit
 
 
@@ -230,7 +222,8 @@ def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc):
 
 
 _BLOCK = 1 + _MAX_BITS + _MAX_BITS * _MAX_BITS  # probabilities per context
-_WSETS = _MAX_BITS + 3  # mixer weight sets per plane: length bits, sign, leading and other mantissa bits
+_WSETS = _MAX_BITS + 3  # mixer weight sets per (plane, activity group): length bits, sign, leading and other mantissa bits
+_WGROUPS = 4  # activity groups of mixer weight sets (NUM_BINS // _WGROUPS bins each)
 
 
 def _bins(first: int, num: int, grow) -> np.ndarray:
@@ -258,8 +251,8 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
     decoded samples either way).  Planes are coded one after another in the order
     ``planes``; chroma[c]: plane c is coded as a difference from plane 1 (G), which
     comes first.  steps[c]: quantiser step of plane c.  tabs: (weights, squash,
-    stretch, coding bins, slope bins, error bins, guided weights) lookup tables.  probs, wts: the
-    models' probabilities and the mixer's weights, which start from the prior
+    stretch, coding bins, slope bins, error bins, guided weights) lookup tables.
+    probs, wts: the models' probabilities and the mixer's weights, which start from the prior
     (:func:`prior`) and are left in their final state.  Returns the number
     of bytes written (enc) or read (dec), or -1 when buf is too small (enc)."""
     wt, sq, stt, qbins, sbins, mbins, gwt = tabs
@@ -427,7 +420,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 if cr:
                     d3 += 64 * min(qerr[prev, py, px], 3)
                 ctx[0] = (c * _CTX3 + q) * _BLOCK
-                wbase = (c * 4 + q // 6) * _WSETS
+                wbase = (c * _WGROUPS + q // (NUM_BINS // _WGROUPS)) * _WSETS
                 ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * _BLOCK
                 ctx[2] = (c * _CTX3 + d3) * _BLOCK
                 if enc:
@@ -476,7 +469,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
 _GWT = _WT[np.minimum(_GUIDE_SCALE * np.arange(1024), _WEIGHT_TABLE - 1)]  # the G-guided weights (differences <= 510)
 _TABLES = (_WT, _SQUASH, _STRETCH, _QBINS, _SBINS, _MBINS, _GWT)
 _PROBS_SHAPE = (_MODELS, _MAX_PLANES * _CTX3 * _BLOCK)
-_WTS_SHAPE = (_MAX_PLANES * _WSETS * 4, _MODELS)
+_WTS_SHAPE = (_MAX_PLANES * _WGROUPS * _WSETS, _MODELS)
 PRIOR_FILE = "lossless-v2-prior.npz"  # the starting probabilities of version 2: fixed forever
 
 
@@ -490,7 +483,7 @@ _PRIOR = []
 
 def prior():
     """The shipped starting state of every tile (:func:`fit_prior` on the training
-    photos): (probabilities, mixer weights) int64.  Streams of version 2 decode
+    photos): (probabilities int32, mixer weights int64).  Streams of version 2 decode
     with exactly this file, so it never changes; a new prior is a new version."""
     if not _PRIOR:
         from importlib.resources import files
@@ -567,14 +560,9 @@ def _steps(channels: int, max_error: int) -> np.ndarray:
 
 
 def _as_hwc(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or not 1 <= image.shape[2] <= 4:
-        raise ValueError(f"image must be HxW or HxWxC with C in 1..4, got shape {image.shape}")
-    return np.ascontiguousarray(image)
+    """The checked image (:func:`~nkcodec.imageio.check_image`) as HxWxC."""
+    image = check_image(image)
+    return image.reshape(image.shape[0], image.shape[1], -1)
 
 
 def _map(fn, items, threads):
