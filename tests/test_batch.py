@@ -2,6 +2,8 @@
 coding, errors in the middle, bounded memory, no threads left behind."""
 
 import itertools
+import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -217,15 +219,35 @@ def test_device_is_named():
 
 
 def test_ctrl_c_while_waiting_leaves_no_threads():
-    import _thread
-
+    # A real SIGINT, with Python's own handler installed for the test: a background job
+    # starts Python with SIGINT ignored, where _thread.interrupt_main() would do nothing.
+    # The input is bounded: it stops a few batches after the signal was sent, so a lost
+    # interrupt fails the test instead of hanging it.
     image = photo((64, 64, 3))
-    timer = threading.Timer(0.5, _thread.interrupt_main)  # Ctrl-C, as the terminal sends it
+    sent = threading.Event()
+
+    def ctrl_c():  # as the terminal sends it
+        sent.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def images():
+        after = 0
+        while after < 200:
+            after += sent.is_set()
+            yield image
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.2, ctrl_c)  # sent once the first result is in, while the loop waits for more
     got = 0
-    with pytest.raises(KeyboardInterrupt):
-        timer.start()
-        for _ in nkcodec.compress_many(itertools.repeat(image), batch_size=2):
-            got += 1
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in nkcodec.compress_many(images(), batch_size=2):
+                got += 1
+                if got == 1:
+                    timer.start()
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert got > 0
     assert not _threads()
