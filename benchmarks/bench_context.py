@@ -2,12 +2,13 @@
 
 import numpy as np
 
-from nkcodec import context, zoo
+from nkcodec.coding import context
+from nkcodec import zoo
 
 
 def _latent(m, quality):
     """The latent of a shipped half-size Kodak sample (real statistics; a synthetic image would be too easy)."""
-    from nkcodec.bench import sample_images
+    from nkcodec.tools.bench import sample_images
 
     img = next(v for v in sample_images().values() if v.ndim == 3)
     return m.encode_latent(img, quality)

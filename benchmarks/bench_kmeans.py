@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from nkcodec import kmeans, metrics
+from nkcodec.coding import kmeans
+from nkcodec import metrics
 
 
 def _image(seed=0, h=256, w=384):

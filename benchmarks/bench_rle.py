@@ -5,7 +5,7 @@ Run: ``asv run --python=same --quick --show-stderr`` (add ``--dry-run`` to smoke
 
 import numpy as np
 
-from nkcodec import rle
+from nkcodec.coding import rle
 
 
 def _stream(dtype, density, n=1_000_000, seed=0):

@@ -19,7 +19,7 @@ import numpy as np
 def main(argv=None) -> int:
     import nkcodec
     from nkcodec import metrics, zoo
-    from nkcodec.evaluate import rgb_images, bd_rate, write_json
+    from nkcodec.tools.evaluate import rgb_images, bd_rate, write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("images", help="folder of test images (Kodak)")
@@ -28,9 +28,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     exact = zoo.load_model(args.model)
-    if args.model not in zoo.VARIANTS:
-        p.error(f"{args.model} is not a float32-exact variant: {sorted(zoo.VARIANTS)}")
-    f64 = zoo.load_model(zoo.VARIANTS[args.model][0])
+    if args.model not in zoo.EXACT32_VARIANTS:
+        p.error(f"{args.model} is not a float32-exact variant: {sorted(zoo.EXACT32_VARIANTS)}")
+    f64 = zoo.load_model(zoo.EXACT32_VARIANTS[args.model][0])
     images = rgb_images(args.images)
     rows = []
     for q in range(1, 9):

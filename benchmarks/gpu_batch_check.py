@@ -30,9 +30,10 @@ def main(argv=None) -> int:
     import numpy as np
 
     import nkcodec
-    from nkcodec import batch, context
+    from nkcodec import batch
+    from nkcodec.coding import context
     from nkcodec.imageio import folder_images, sample_images
-    from nkcodec.container import unpack_container
+    from nkcodec.format.container import unpack_container
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", help="folder of images (default: the shipped samples)")

@@ -1,7 +1,7 @@
 """Cross-device check of the float32-exact synthesis, for a GPU window.
 
 On a machine with a CUDA JAX, this runs the default model's exact synthesis
-(``nkcodec.fixed32``) on the accelerator and on the CPU backend of the same
+(``nkcodec.nets.exact_v2``) on the accelerator and on the CPU backend of the same
 process, and compares the pixels of every latent: seeded photo-like ones,
 the shipped samples' latents (analysed on the CPU) and hostile ones at and
 beyond every clamp.  It then times the exact synthesis, the float32 synthesis
@@ -38,8 +38,9 @@ def _time(fn, repeats: int = 10) -> float:
 def main(argv=None) -> int:
     import jax
 
-    from nkcodec import fixed32, zoo
-    from nkcodec.bench import sample_images
+    from nkcodec.nets import exact_v2
+    from nkcodec import zoo
+    from nkcodec.tools.bench import sample_images
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", help="write the results here")
@@ -49,17 +50,17 @@ def main(argv=None) -> int:
     print("devices:", jax.devices(), "jax", jax.__version__, flush=True)
     m = zoo.load_model(zoo.DEFAULT_MODEL)
     fx = m.fixed32
-    on_cpu = fixed32.Synthesis(fx, device=cpu)
-    forms = {"auto": fixed32.Synthesis(fx, device=dev)}
+    on_cpu = exact_v2.Synthesis(fx, device=cpu)
+    forms = {"auto": exact_v2.Synthesis(fx, device=dev)}
     if dev.platform != "cpu":  # also XLA's own convolution on the accelerator: exact only without Winograd/FFT
-        forms["xla-conv"] = fixed32.Synthesis(fx, device=dev, conv="xla")
+        forms["xla-conv"] = exact_v2.Synthesis(fx, device=dev, conv="xla")
     rng = np.random.default_rng(0)
     latents = [("laplace", q, np.round(rng.laplace(0, s, (32, 48, 192))).astype(np.int32)) for q, s in ((1, 1.0), (4, 2.0), (8, 4.0))]
     for name, img in sample_images().items():
         if img.ndim == 3 and img.shape[2] == 3:
             latents += [(name, q, m.encode_latent(img, q)) for q in (1, 8)]
     sign = np.where(rng.random((4, 6, 192)) < 0.5, -1, 1)
-    latents += [("hostile", q, (sign * v).astype(np.int32)) for q in (1, 8) for v in (fixed32.LATENT_LIMIT, 1 << 20)]
+    latents += [("hostile", q, (sign * v).astype(np.int32)) for q in (1, 8) for v in (exact_v2.LATENT_LIMIT, 1 << 20)]
     results = {"device": str(dev), "jax": jax.__version__, "checks": {}, "mpix_s": {}}
     for form, syn in forms.items():
         bad = [f"{name} q{q}" for name, q, y in latents if not np.array_equal(syn(y, q), on_cpu(y, q))]
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     pix = 16 * y.shape[0] * 16 * y.shape[1] / 1e6
     runs = {f"exact32 ({form})": (lambda s=syn: s(y, 4)) for form, syn in forms.items()}
     runs["float32 (not exact)"] = lambda: m.decode_latent_float32(y, 4)
-    runs["float64 exact (v1, CPU)"] = lambda: zoo.load_model(zoo.VARIANTS[m.name][0]).decode_latent(y, 4)
+    runs["float64 exact (v1, CPU)"] = lambda: zoo.load_model(zoo.EXACT32_VARIANTS[m.name][0]).decode_latent(y, 4)
     for name, fn in runs.items():
         results["mpix_s"][name] = pix / _time(fn)
         print(f"{name}: {results['mpix_s'][name]:.1f} MPix/s", flush=True)

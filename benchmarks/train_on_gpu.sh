@@ -28,9 +28,9 @@ import os
 import jax, flax, optax, numpy as np
 print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())
 assert jax.devices()[0].platform == os.environ.get("EXPECT", "gpu"), "JAX sees no GPU"
-from nkcodec.model import ModelConfig
+from nkcodec.model import NetConfig
 from nkcodec.train import TrainConfig, Trainer
-t = Trainer(ModelConfig(prior_per_quality=True), TrainConfig(batch=1, crop=32))
+t = Trainer(NetConfig(prior_per_quality=True), TrainConfig(batch=1, crop=32))
 print("smoke step", t.train_steps([np.zeros((40, 40, 3), np.uint8)], 1))
 EOF
 }
@@ -47,12 +47,12 @@ fi
 # Python API rather than the CLI: the CLI imports the codec (Numba), which training does not need.
 python3 - "$FIT" "$INIT" "$BATCH" "$LR" "$MODEL_ID" "$OUT" <<'EOF' 2>&1 | tr '\r' '\n' | grep -v '^ *[0-9]*%'
 import os, sys
-from nkcodec.model import ModelConfig
+from nkcodec.model import NetConfig
 from nkcodec.train import TrainConfig, train_and_evaluate
 from nkcodec.zoo import export
 fit, init, batch, lr, model_id, out = sys.argv[1:7]
 fit = float(fit)
-tr = train_and_evaluate(".gpu/train", "/tmp/run", ModelConfig(prior_per_quality=True),
+tr = train_and_evaluate(".gpu/train", "/tmp/run", NetConfig(prior_per_quality=True),
                         TrainConfig(batch=int(batch), crop=256, lr=float(lr), decay_start=float(os.environ.get("DECAY", 0.5))),
                         init=init, eval_dir=".gpu/kodak", fit_seconds=fit, max_seconds=fit + 30, progress=False)
 path = export(tr, f"{out}/nk64-{model_id}.npz", model_id=int(model_id))

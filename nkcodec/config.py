@@ -1,11 +1,13 @@
-"""Model hyper-parameters and the quality ladder, importable without JAX or Flax
-(a decoder that only needs the fixed-point synthesis never imports Flax)."""
+"""The nets' hyper-parameters, the quality ladder and the machine's core count,
+importable without JAX or Flax (a decoder that only needs the exact synthesis never
+imports Flax)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
-__all__ = ["ModelConfig", "LAMBDAS", "NUM_QUALITIES", "QUALITIES", "LATENT_STRIDE"]
+__all__ = ["NetConfig", "ModelConfig", "LAMBDAS", "NUM_QUALITIES", "QUALITIES", "LATENT_STRIDE", "cpu_count"]
 
 NUM_QUALITIES = 8
 QUALITIES = range(1, NUM_QUALITIES + 1)  # the quality settings, 1 (lowest rate) .. 8
@@ -16,7 +18,7 @@ LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class NetConfig:
     """Architecture hyper-parameters (stored with the weights)."""
 
     n: int = 64  # hidden channels
@@ -36,8 +38,19 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> "NetConfig":
         d = dict(d)
         d["filters"] = tuple(d.get("filters", (3, 3, 3)))
         d.setdefault("prior_per_quality", False)
         return cls(**d)
+
+
+ModelConfig = NetConfig  # its name in 0.2
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

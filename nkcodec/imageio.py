@@ -1,9 +1,9 @@
-"""Image arrays and files: checking an image array, reading and writing
+"""Image files: reading and writing
 images as uint8 arrays (Pillow), atomic writes, folders of images, the shipped samples, and Pillow's JPEG/WebP/PNG
 codecs as the peers every benchmark times in the same run.
 
-The lowest layer of the codecs, the command line, ``bench`` and ``eval``: of
-nkcodec it imports only the container's size limits.
+Of nkcodec it imports only the format's limits (:func:`~nkcodec.format.limits.check_image`
+lives there, re-exported here).
 """
 
 from __future__ import annotations
@@ -14,28 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import MAX_PIXELS, MAX_SIDE
+from .format.limits import check_image  # noqa: F401  (re-exported: imageio.check_image)
 
 __all__ = ["MODES", "check_image", "read_image", "write_image", "write_atomic", "folder_images", "sample_images", "pillow_codec"]
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode read and written
-
-
-def check_image(image) -> np.ndarray:
-    """Validate a uint8 HxW, HxWx1 (gray), HxWx2 (gray + alpha), HxWx3 or HxWx4
-    image; return it C-contiguous."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"expected a numpy uint8 array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected dtype uint8, got {image.dtype}; convert or scale the image first")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
-        raise ValueError(f"expected shape HxW or HxWxC with C in (1, 2, 3, 4), got {image.shape}")
-    h, w = image.shape[:2]
-    if h < 1 or w < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    if h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
-        raise ValueError(f"image {h}x{w} is too large (at most {MAX_SIDE} a side and {MAX_PIXELS} pixels)")
-    return np.ascontiguousarray(image)
 
 
 def read_image(path, on_convert=None):

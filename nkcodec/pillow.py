@@ -44,7 +44,7 @@ class NkcImageFile(ImageFile.ImageFile):
     format_description = "nkcodec learned image"
 
     def _open(self) -> None:
-        from .container import unpack_container
+        from .format.container import unpack_container
 
         self._data = self.fp.read()
         header, _ = unpack_container(self._data)  # CorruptStreamError (a ValueError) for a bad stream

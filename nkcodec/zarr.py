@@ -34,7 +34,7 @@ _U32 = struct.Struct("<I")
 def check_chunk(shape, dtype) -> None:
     """ValueError unless ``shape``/``dtype`` is a chunk nkcodec codes: uint8
     (H, W), (H, W, C) or (N, H, W, C) with C in 1..4."""
-    from .codec import check_image
+    from .format.limits import check_image
 
     if np.dtype(dtype) != np.uint8:
         raise ValueError(f"nkcodec codes uint8 chunks, not {np.dtype(dtype)}")

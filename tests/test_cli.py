@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import nkcodec
-from nkcodec.__main__ import main
+from nkcodec.tools.cli import main
 
 
 def test_encode_decode_info(tmp_path, capsys):
@@ -117,7 +117,7 @@ def test_eval_small_folder(tmp_path):
     jpeg = curves["jpeg"]["results"]
     pub = tmp_path / "pub.json"
     pub.write_text(json.dumps({"name": "jpeg-copy", "results": {"bpp": jpeg["bpp"][::-1], "psnr-rgb": jpeg["psnr"][::-1]}}))
-    from nkcodec.evaluate import run_eval
+    from nkcodec.tools.evaluate import run_eval
 
     res2 = run_eval(folder, plot_path=tmp_path / "p.png", qualities=[1, 3, 5, 8], paper=False, progress=False, published=[pub])
     assert "jpeg-copy" in res2["published"] and "jpeg-copy" not in res2["curves"]
@@ -129,7 +129,7 @@ def test_eval_small_folder(tmp_path):
 
 
 def test_ablation_small_folder(tmp_path):
-    from nkcodec.evaluate import run_ablation
+    from nkcodec.tools.evaluate import run_ablation
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -173,7 +173,7 @@ def test_lossless_small_folder(tmp_path, capsys):
 
 
 def test_lossless_without_imagecodecs_says_so(tmp_path, capsys, monkeypatch):
-    from nkcodec import evaluate
+    from nkcodec.tools import evaluate
 
     monkeypatch.setattr(evaluate, "imagecodecs_anchors", lambda: None)
     folder = tmp_path / "imgs"
@@ -218,7 +218,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
     """Outputs are written to a temporary file and renamed: a write that fails
     midway (here: Pillow raising after writing some bytes) leaves neither the
     output nor the temporary file, and the other files are still written."""
-    import nkcodec.__main__ as cli
+    from nkcodec.tools import cli
 
     srcs = []
     for i in range(3):
@@ -355,7 +355,7 @@ def test_train_export_fit_context_and_effort(tmp_path, capsys):
     assert main(["export", str(work / "ckpt.npz"), "-o", str(weights), "--model-id", "91"]) == 0
     assert "exported EMA weights at step 2" in capsys.readouterr().out
     assert main(["fit-context", str(weights), "--data", str(data), "--contexts", "2"]) == 0
-    m = zoo.LoadedModel(weights)
+    m = zoo.ModelRuntime(weights)
     assert m.model_id == 91 and m.context_tables(4).version == 2
     img = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
     assert nkcodec.compress(img, 4, model=str(weights))[:3] == b"NKC"
@@ -365,7 +365,7 @@ def test_train_export_fit_context_and_effort(tmp_path, capsys):
 
 
 def test_exit_codes(monkeypatch, capsys):
-    import nkcodec.__main__ as cli
+    from nkcodec.tools import cli
 
     def interrupted(args):
         raise KeyboardInterrupt

@@ -2,7 +2,7 @@ import struct
 
 import pytest
 
-from nkcodec.container import MAX_SIDE, Header, pack_container, unpack_container
+from nkcodec.format.container import MAX_SIDE, Header, pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
 
 from .common import check_corruption, with_fixed_crc
@@ -100,7 +100,7 @@ def test_stray_bytes_before_the_crc():
 
 
 def test_section_and_parameter_caps():
-    from nkcodec.container import MAX_PARAMS, MAX_SECTIONS
+    from nkcodec.format.container import MAX_PARAMS, MAX_SECTIONS
 
     h = Header(height=3, width=5, channels=3, preset="rle", params={"rle": {"variant": "nk"}})
     with pytest.raises(ValueError, match="sections"):

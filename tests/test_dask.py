@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import nkcodec
-from nkcodec.__main__ import main
+from nkcodec.tools.cli import main
 
 from .test_learned import photo
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nkcodec import entropy
+from nkcodec.coding import entropy
 from nkcodec.errors import CorruptStreamError
 
 

@@ -1,4 +1,4 @@
-"""Bit-exact fixed-point synthesis (nkcodec.fixed): exact integers, order-independent,
+"""Bit-exact fixed-point synthesis (nkcodec.nets.exact_v1): exact integers, order-independent,
 XLA == NumPy, and faithful to the float network."""
 
 import dataclasses
@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nkcodec import fixed
-from nkcodec import model as M
-from nkcodec import train as T
+from nkcodec.nets import exact_v1, runtime
+from nkcodec.nets import transforms as M
+from nkcodec.fit import train as T
 from nkcodec import zoo
 
-TINY = M.ModelConfig(n=8, m=12, filters=(2, 2))
+TINY = M.NetConfig(n=8, m=12, filters=(2, 2))
 
 
 def _trained(tmp_path, activation="gdn"):
@@ -20,7 +20,7 @@ def _trained(tmp_path, activation="gdn"):
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(2)]
     tr.train_steps(imgs, 3)
-    return zoo.LoadedModel(zoo.export(tr, tmp_path / f"{activation}.npz", model_id=90))
+    return zoo.ModelRuntime(zoo.export(tr, tmp_path / f"{activation}.npz", model_id=90))
 
 
 def _latent(shape, seed=0, scale=3.0):
@@ -28,7 +28,7 @@ def _latent(shape, seed=0, scale=3.0):
 
 
 def _shift(v: np.ndarray, s) -> np.ndarray:
-    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of the rescaling in fixed.forward."""
+    """Integer round-half-up division by 2**s (s may be <= 0): the exact meaning of the rescaling in exact_v1.forward."""
     s = np.asarray(s, np.int64)
     pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
     return np.where(s > 0, (v + (np.int64(1) << np.maximum(pos - 1, 0))) >> pos, v << neg)
@@ -37,8 +37,8 @@ def _shift(v: np.ndarray, s) -> np.ndarray:
 def _int64_reference(y, q, fx):
     """The same network in Python integers (int64 NumPy): the ground truth."""
     f = {k: np.asarray(v).astype(np.int64) for k, v in fx.items()}
-    lim, nlim = int(fixed.ACT_LIMIT), int(fixed.NORM_LIMIT)
-    a = np.clip(np.clip(y.astype(np.int64), -fixed.LATENT_LIMIT, fixed.LATENT_LIMIT) * f["inv_gain"][q - 1], -lim, lim)
+    lim, nlim = int(exact_v1.ACT_LIMIT), int(exact_v1.NORM_LIMIT)
+    a = np.clip(np.clip(y.astype(np.int64), -exact_v1.LATENT_LIMIT, exact_v1.LATENT_LIMIT) * f["inv_gain"][q - 1], -lim, lim)
     for i in range(4):
         k = f[f"conv{i}/kernel"]
         h, w, cin = a.shape
@@ -51,22 +51,22 @@ def _int64_reference(y, q, fx):
         if i < 3:
             if f["gdn"]:
                 norm = np.einsum("hwc,cd->hwd", np.abs(a), f[f"gdn{i}/gamma"]) + f[f"gdn{i}/beta"]
-                norm = np.minimum(_shift(norm, f[f"gdn{i}/shift"] + fixed.FRAC_BITS - fixed.NORM_BITS), nlim)
-                a = np.clip(_shift(a * norm, fixed.NORM_BITS), -lim, lim)
+                norm = np.minimum(_shift(norm, f[f"gdn{i}/shift"] + exact_v1.FRAC_BITS - exact_v1.NORM_BITS), nlim)
+                a = np.clip(_shift(a * norm, exact_v1.NORM_BITS), -lim, lim)
             else:
                 a = np.maximum(a, 0)
-    pix = _shift((a + (1 << (fixed.FRAC_BITS - 1))) * 255, fixed.FRAC_BITS)
+    pix = _shift((a + (1 << (exact_v1.FRAC_BITS - 1))) * 255, exact_v1.FRAC_BITS)
     return np.clip(pix, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("activation", ["gdn", "relu"])
 def test_numpy_and_xla_match_the_integer_reference(tmp_path, activation):
     m = _trained(tmp_path, activation)
-    xla = fixed.XlaSynthesis(m.fixed)
+    xla = exact_v1.XlaSynthesis(m.fixed)
     for seed, q in ((0, 1), (1, 5), (2, 8)):
         y = _latent((3, 5, 12), seed)
         ref = _int64_reference(y, q, m.fixed)
-        np.testing.assert_array_equal(fixed.synthesize(y, q, m.fixed), ref)
+        np.testing.assert_array_equal(exact_v1.synthesize(y, q, m.fixed), ref)
         np.testing.assert_array_equal(xla(y, q), ref)
 
 
@@ -74,13 +74,13 @@ def test_result_does_not_depend_on_summation_order(tmp_path):
     m = _trained(tmp_path)
     fx = dict(m.fixed)
     y = _latent((4, 4, 12), 3, scale=6.0)
-    base = fixed.synthesize(y, 4, fx)
+    base = exact_v1.synthesize(y, 4, fx)
     # permute the latent channels and the first layer's input channels together: a
     # different accumulation order of the same integers must give identical pixels
     perm = np.random.default_rng(0).permutation(12)
     fx["conv0/kernel"] = fx["conv0/kernel"][:, :, perm]
     fx["inv_gain"] = fx["inv_gain"][:, perm]
-    np.testing.assert_array_equal(fixed.synthesize(y[..., perm], 4, fx), base)
+    np.testing.assert_array_equal(exact_v1.synthesize(y[..., perm], 4, fx), base)
 
 
 def test_fixed_point_is_faithful_to_the_float_network(tmp_path):
@@ -90,7 +90,7 @@ def test_fixed_point_is_faithful_to_the_float_network(tmp_path):
 
     nets = m.float_nets()
     flt = np.asarray(nets.dec(nets.state, jnp.asarray(y[None]), jnp.asarray([3], jnp.int32))[0]).astype(int)
-    fx = fixed.synthesize(y, 4, m.fixed).astype(int)
+    fx = exact_v1.synthesize(y, 4, m.fixed).astype(int)
     assert np.abs(flt - fx).max() <= 1
     assert (flt != fx).mean() < 0.05
 
@@ -100,7 +100,7 @@ def test_loaded_model_decodes_with_fixed_point(tmp_path):
     y = _latent((3, 3, 12), 5)
     out = m.decode_latent(y, 2, (40, 37))
     assert out.shape == (40, 37, 3)
-    np.testing.assert_array_equal(out, fixed.synthesize(np.pad(y, ((0, 1), (0, 1), (0, 0))), 2, m.fixed)[:40, :37])
+    np.testing.assert_array_equal(out, exact_v1.synthesize(np.pad(y, ((0, 1), (0, 1), (0, 0))), 2, m.fixed)[:40, :37])
 
 
 def test_hostile_latents_stay_exact(tmp_path):
@@ -109,16 +109,16 @@ def test_hostile_latents_stay_exact(tmp_path):
     m = _trained(tmp_path)
     y = np.where(_latent((3, 3, 12), 6) > 0, 1 << 20, -(1 << 20)).astype(np.int32)
     ref = _int64_reference(y, 8, m.fixed)
-    np.testing.assert_array_equal(fixed.synthesize(y, 8, m.fixed), ref)
-    np.testing.assert_array_equal(fixed.XlaSynthesis(m.fixed)(y, 8), ref)
-    assert fixed.bound_check(m.fixed) < 53
+    np.testing.assert_array_equal(exact_v1.synthesize(y, 8, m.fixed), ref)
+    np.testing.assert_array_equal(exact_v1.XlaSynthesis(m.fixed)(y, 8), ref)
+    assert exact_v1.bound_check(m.fixed) < 53
 
 
 def test_unknown_version_is_refused(tmp_path):
     m = _trained(tmp_path)
     fx = dict(m.fixed, version=np.array(99))
     with pytest.raises(ValueError, match="version 99"):
-        fixed.synthesize(_latent((1, 1, 12)), 1, fx)
+        exact_v1.synthesize(_latent((1, 1, 12)), 1, fx)
 
 
 @pytest.mark.parametrize("tile", [1, 2, 3])
@@ -127,8 +127,8 @@ def test_tiled_decoding_is_bit_identical(tmp_path, monkeypatch, tile):
     DEC_HALO of context the pixels equal a single pass exactly."""
     m = _trained(tmp_path)
     y = _latent((9, 7, 12), 7, scale=4.0)
-    whole = fixed.synthesize(np.pad(y, ((0, 3), (0, 1), (0, 0))), 3, m.fixed)[:139, :101]
-    monkeypatch.setattr(zoo, "NET_TILE", tile)
+    whole = exact_v1.synthesize(np.pad(y, ((0, 3), (0, 1), (0, 0))), 3, m.fixed)[:139, :101]
+    monkeypatch.setattr(runtime, "NET_TILE", tile)
     np.testing.assert_array_equal(m.decode_latent(y, 3, (139, 101)), whole)
 
 
@@ -138,24 +138,24 @@ def test_tiled_analysis_matches_one_pass(tmp_path, monkeypatch):
     yy, xx = np.mgrid[0:150, 0:200]
     img = np.clip(np.stack([xx, yy, xx + yy], -1) + rng.integers(0, 40, (150, 200, 3)), 0, 255).astype(np.uint8)
     whole = m.encode_latent(img, 6)
-    monkeypatch.setattr(zoo, "NET_TILE", 4)
+    monkeypatch.setattr(runtime, "NET_TILE", 4)
     tiled = m.encode_latent(img, 6)
     assert tiled.shape == whole.shape == (10, 13, 12)
     # float32 on different shapes: a rounding may flip, nothing more
     assert np.abs(tiled - whole).max() <= 1 and (tiled != whole).mean() < 0.01
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.MODEL_IDS.values()) - set(zoo.VARIANTS)))
+@pytest.mark.parametrize("name", sorted(set(zoo.MODEL_IDS.values()) - set(zoo.EXACT32_VARIANTS)))
 def test_shipped_fixed_point_arrays_pass_their_bound_checks(name):
     """The shipped arrays themselves, both versions: exact by their bounds, and a
     tampered copy (a kernel scaled past the bound) is refused when loaded."""
-    from nkcodec import fixed32
+    from nkcodec.nets import exact_v2
 
     m = zoo.open_model(name)
-    assert m.fixed is not None and fixed.bound_check(m.fixed) < 53
+    assert m.fixed is not None and exact_v1.bound_check(m.fixed) < 53
     if m.fixed32 is not None:
-        assert fixed32.bound_check(m.fixed32) == ""
+        assert exact_v2.bound_check(m.fixed32) == ""
     key = next(k for k in m.fixed if k.endswith("/kernel"))
     bad = {**m.fixed, key: m.fixed[key] * 2.0**40}
     with pytest.raises(ValueError, match="2\\*\\*53"):
-        fixed.XlaSynthesis(bad)
+        exact_v1.XlaSynthesis(bad)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import nkcodec
-from nkcodec import kmeans
+from nkcodec.coding import kmeans
 
 from .common import check_backwards_compatibility, check_corruption
 
@@ -39,7 +39,7 @@ def test_palette_round_trip_and_dtype(k):
     assert out.shape == img.shape and out.dtype == np.uint8
     ncol = len(np.unique(out.reshape(-1, 3), axis=0))
     assert ncol <= k
-    header, sections = nkcodec.container.unpack_container(data)
+    header, sections = nkcodec.format.container.unpack_container(data)
     assert header.params["palette"]["k"] == ncol  # no empty cluster is stored
     assert kmeans.label_dtype(k) == (np.uint8 if k <= 256 else np.uint16)
     assert nkcodec.compress(img, preset="palette", k=k) == data  # deterministic

@@ -45,7 +45,7 @@ def test_default_is_context_and_quality_changes_rate():
     img = photo((64, 96, 3))
     a = nkcodec.compress(img, quality=1)
     b = nkcodec.compress(img, quality=8)
-    assert nkcodec.container.unpack_container(a)[0].preset == "context"
+    assert nkcodec.format.container.unpack_container(a)[0].preset == "context"
     assert nkcodec.decompress(a).shape == img.shape
     assert len(a) != len(b)
 
@@ -97,10 +97,10 @@ def test_deep_corruption_learned(preset):
 
 
 def test_context_preset_needs_context_tables(tmp_path):
-    from nkcodec import model as M
-    from nkcodec import train as T
+    from nkcodec.nets import transforms as M
+    from nkcodec.fit import train as T
 
-    tr = T.Trainer(M.ModelConfig(n=8, m=12, filters=(2, 2)), T.TrainConfig(batch=1, crop=32, steps=1))
+    tr = T.Trainer(M.NetConfig(n=8, m=12, filters=(2, 2)), T.TrainConfig(batch=1, crop=32, steps=1))
     path = zoo.export(tr, tmp_path / "tiny.npz", model_id=90)
     with pytest.raises(ValueError, match="no context tables"):
         nkcodec.compress(photo((16, 16, 3)), preset="context", model=str(path))
@@ -129,7 +129,7 @@ def test_context_coding_is_lossless_on_hostile_latents(quality, version):
     """Any int latent, escapes and huge values included, comes back exactly,
     with either context model version (version 2's mean predictions of such
     latents are huge, so its residuals escape as well)."""
-    from nkcodec import context
+    from nkcodec.coding import context
 
     # the default model has version-2 tables only; nk64-3 keeps version 1 for its old streams
     ct = zoo.load_model("nk64-3" if version == 1 else zoo.DEFAULT_MODEL).context_tables(quality, version)
@@ -155,7 +155,7 @@ def test_context_coding_is_lossless_on_hostile_latents(quality, version):
 def test_context_tiles_round_trip():
     """Version 2 codes latents over 64 positions a side in tiles (neighbours
     stop at tile borders); values at and across the borders come back exactly."""
-    from nkcodec import context
+    from nkcodec.coding import context
 
     ct = zoo.load_model().context_tables(3)
     rng = np.random.default_rng(5)
@@ -168,7 +168,7 @@ def test_context_tiles_round_trip():
 
 @pytest.mark.parametrize("version", [0, 3, True, "2", None])
 def test_unknown_context_version_is_corrupt(version):
-    from nkcodec import context
+    from nkcodec.coding import context
 
     with pytest.raises(CorruptStreamError, match="context model version"):
         context.stream_version({"escapes": 0, "v": version})
@@ -182,13 +182,13 @@ def test_fixture_context_v2():
 
     def make():
         data = nkcodec.compress(img, quality=4, preset="context", model="nk64-3")
-        assert nkcodec.container.unpack_container(data)[0].params["latent"]["v"] == 2
+        assert nkcodec.format.container.unpack_container(data)[0].params["latent"]["v"] == 2
         return data
 
     check_backwards_compatibility(name, nkcodec.decompress, make, None)
     from .common import FIXTURES
 
-    header = nkcodec.container.unpack_container((FIXTURES / f"{name}.nkc").read_bytes())[0]
+    header = nkcodec.format.container.unpack_container((FIXTURES / f"{name}.nkc").read_bytes())[0]
     assert header.params["latent"]["v"] == 2
 
 
@@ -213,8 +213,8 @@ def test_context_beats_scalar_on_a_photo():
 def test_malformed_context_model_is_refused():
     """Context arrays that do not fit the model raise ValueError when loaded,
     before any kernel indexes with them."""
-    from nkcodec import context
-    from nkcodec.model import NUM_QUALITIES
+    from nkcodec.coding import context
+    from nkcodec.nets.transforms import NUM_QUALITIES
 
     m = zoo.load_model()
     arrays = dict(m.ctx)
@@ -257,59 +257,59 @@ def test_near_lossless_options_and_rate():
             nkcodec.Codec(preset="near-lossless", max_error=bad)
     with pytest.raises(ValueError, match="base"):
         nkcodec.Codec(preset="near-lossless", base=9)
-    header = nkcodec.container.unpack_container(nkcodec.compress(img, preset="near-lossless", base=3))[0]
+    header = nkcodec.format.container.unpack_container(nkcodec.compress(img, preset="near-lossless", base=3))[0]
     assert header.params["residual"]["base"] == 3 and header.params["residual"]["max_error"] == 1
 
 
 def test_residual_tables_are_integer_and_normalised():
-    from nkcodec import residual
+    from nkcodec.coding import nearlossless_v1
 
-    bank = residual.table_bank()
-    assert bank.freq.shape == (len(residual.THETAS), residual.SIZE)
+    bank = nearlossless_v1.table_bank()
+    assert bank.freq.shape == (len(nearlossless_v1.THETAS), nearlossless_v1.SIZE)
     assert np.all(bank.freq.sum(axis=1) == 1 << 16) and bank.freq.min() >= 1
-    mid = residual.SIZE // 2
+    mid = nearlossless_v1.SIZE // 2
     for row in bank.freq.astype(np.int64):  # two-sided geometric: symmetric, falling away from 0
         assert np.abs(row[1:-1] - row[1:-1][::-1]).max() <= 1  # up to the rounding of the integer shares
         assert np.all(np.diff(row[mid:-1]) <= 1)
 
 
 def test_near_lossless_malformed_residuals_are_corrupt():
-    from nkcodec import residual
-    from nkcodec.entropy import pack_varints
+    from nkcodec.coding import nearlossless_v1
+    from nkcodec.coding.entropy import pack_varints
 
     x = photo((12, 10, 3))
     base = np.clip(x.astype(int) + 5, 0, 255).astype(np.uint8)
-    params, sections = residual.encode(x, base, 1)
-    assert np.abs(residual.decode(base, params, sections).astype(int) - x).max() <= 1
+    params, sections = nearlossless_v1.encode(x, base, 1)
+    assert np.abs(nearlossless_v1.decode(base, params, sections).astype(int) - x).max() <= 1
     for p in ({**params, "max_error": 99}, {**params, "max_error": True}, {**params, "escapes": params["escapes"] + 1}, []):
         with pytest.raises(CorruptStreamError):
-            residual.decode(base, p, sections)
-    n_coefs = len(residual.encode(x, base, 1)[1][1])  # bytes of the weights section
+            nearlossless_v1.decode(base, p, sections)
+    n_coefs = len(nearlossless_v1.encode(x, base, 1)[1][1])  # bytes of the weights section
     bad_sections = [
         sections[:3],
         [bytes([200]) + sections[0][1:], *sections[1:]],  # a table index past the bank
         [sections[0] + b"\0", *sections[1:]],  # one choice too many
-        [sections[0], pack_varints([1 << 20] * residual.COEFS_PER_TILE), *sections[2:]],  # weight out of range
+        [sections[0], pack_varints([1 << 20] * nearlossless_v1.COEFS_PER_TILE), *sections[2:]],  # weight out of range
         [sections[0], sections[1][: n_coefs - 1], *sections[2:]],  # weights truncated
     ]
     for secs in bad_sections:
         with pytest.raises(CorruptStreamError):
-            residual.decode(base, params, secs)
-    huge = residual.encode(x, np.zeros_like(x), 0)  # residuals up to 255 escape
+            nearlossless_v1.decode(base, params, secs)
+    huge = nearlossless_v1.encode(x, np.zeros_like(x), 0)  # residuals up to 255 escape
     assert huge[0]["escapes"] > 0
-    np.testing.assert_array_equal(residual.decode(np.zeros_like(x), *huge), x)
+    np.testing.assert_array_equal(nearlossless_v1.decode(np.zeros_like(x), *huge), x)
 
 
 def test_near_lossless_tiles():
     """Images over 1024 pixels a side are coded in tiles, each on its own; the
     bound holds across the tile borders."""
-    from nkcodec import residual
+    from nkcodec.coding import nearlossless_v1
 
     x = photo((9, 2100, 3), seed=2)
     base = np.clip(x.astype(int) + np.random.default_rng(0).integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
-    assert len(residual.residual_tiles(9, 2100)) == 3
+    assert len(nearlossless_v1.residual_tiles(9, 2100)) == 3
     for d in (0, 2):
-        out = residual.decode(base, *residual.encode(x, base, d))
+        out = nearlossless_v1.decode(base, *nearlossless_v1.encode(x, base, d))
         assert np.abs(out.astype(int) - x).max() <= d
 
 
@@ -320,7 +320,7 @@ def test_compress_to_size_picks_the_highest_quality_that_fits():
         data = nkcodec.compress_to_size(img, sizes[q])
         assert len(data) <= sizes[q]
         best = max(k for k, n in sizes.items() if n <= sizes[q])
-        assert nkcodec.container.unpack_container(data)[0].quality == best
+        assert nkcodec.format.container.unpack_container(data)[0].quality == best
     with pytest.raises(ValueError, match="quality 1"):
         nkcodec.compress_to_size(img, sizes[1] - 1)
     for bad in (0, -5, 1.5, True):
@@ -341,7 +341,7 @@ def test_documented_submodules_are_attributes():
 
 
 def _rd_objective(img, data, quality):
-    from nkcodec.model import LAMBDAS
+    from nkcodec.nets.transforms import LAMBDAS
 
     out = nkcodec.decompress(data).astype(np.float64)
     mse = np.mean((out - img) ** 2) / 255.0**2
@@ -356,7 +356,7 @@ def test_effort_refines_the_latent_and_streams_stay_ordinary():
     base = nkcodec.compress(img, quality=4)
     refined = nkcodec.compress(img, quality=4, effort=1)
     assert nkcodec.compress(img, quality=4, effort=1) == refined
-    assert nkcodec.container.unpack_container(refined)[0].preset == "context"
+    assert nkcodec.format.container.unpack_container(refined)[0].preset == "context"
     assert nkcodec.decompress(refined).shape == img.shape
     assert refined != base  # the refinement moved the latent (1.8% lower objective here)
     assert _rd_objective(img, refined, 4) < _rd_objective(img, base, 4)
@@ -374,8 +374,18 @@ def test_threads_share_a_cold_model():
     and pixels as one thread, and builds its float nets once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from nkcodec.codec import decode_context, encode_context
-    from nkcodec.container import Header
+    from nkcodec.coding.latent_codecs import ContextLatent
+    from nkcodec.format.container import Header
+    from nkcodec.presets.base import latent_hw
+
+    codec = ContextLatent()
+
+    def encode_context(m, img, q):
+        return codec.encode(m, m.encode_latent(img, q), q)
+
+    def decode_context(header, sections, m, q):
+        y = codec.decode(m, header.params, sections, latent_hw(header), q)
+        return m.decode_latent(y, q, (header.height, header.width))
 
     m = zoo.open_model(zoo.DEFAULT_MODEL)
     builds = []
@@ -387,7 +397,7 @@ def test_threads_share_a_cold_model():
         coded = list(ex.map(lambda job: encode_context(m, *job)[:2], jobs))
     assert len(builds) == 1
     assert coded == [encode_context(m, *job)[:2] for job in jobs]
-    hdrs = [Header(*img.shape, "context", q, m.model_id, params={"latent": p}) for (img, q), (p, _) in zip(jobs, coded)]
+    hdrs = [Header(*img.shape, "context", q, m.model_id, params=p) for (img, q), (p, _) in zip(jobs, coded)]
 
     def decode(i):
         return decode_context(hdrs[i], coded[i][1], m, hdrs[i].quality)
@@ -402,7 +412,7 @@ def test_refinement_progress_only_on_a_terminal_and_for_large_images(monkeypatch
     import io
     import sys
 
-    from nkcodec.refine import tile_progress
+    from nkcodec.nets.refine import tile_progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -431,7 +441,7 @@ def test_params_of_the_wrong_type_are_corrupt(fixture, path, value):
     (found by mutating the fixtures)."""
     import dataclasses
 
-    from nkcodec.container import pack_container, unpack_container
+    from nkcodec.format.container import pack_container, unpack_container
 
     from .common import FIXTURES
 
@@ -449,7 +459,7 @@ def test_params_of_the_wrong_type_are_corrupt(fixture, path, value):
 
 
 def test_ans_section_not_ending_in_a_zero_word_is_corrupt():
-    from nkcodec.entropy import SymbolDecoder
+    from nkcodec.coding.entropy import SymbolDecoder
 
     with pytest.raises(CorruptStreamError, match="entropy-coded section is invalid"):
         SymbolDecoder(np.array([1, 2, 0], np.uint32).tobytes())
@@ -466,7 +476,7 @@ QUALITY_FLOOR = {
 
 @pytest.mark.parametrize("preset", ["default", "scalar", "paper", "cluster", "scalar-rle"])
 def test_quality_floor_on_real_photos(preset):
-    from nkcodec.bench import sample_images
+    from nkcodec.tools.bench import sample_images
     from nkcodec.metrics import bpp, psnr
 
     for name, img in sample_images().items():

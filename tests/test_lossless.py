@@ -1,4 +1,4 @@
-"""The predictive bounded-error coder (nkcodec.lossless, near-lossless version 2):
+"""The predictive bounded-error coder (nkcodec.coding.nearlossless_v2, near-lossless version 2):
 exact bounds on every sample, any channels and sizes, identical bytes on repeat
 and across thread counts, the compiled kernel against its Python source, corrupt
 and forged streams, the pinned prior and the committed fixtures."""
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import nkcodec
-from nkcodec import lossless
-from nkcodec.container import pack_container, unpack_container
+from nkcodec.coding import nearlossless_v2
+from nkcodec.format.container import pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
 
 from .common import check_backwards_compatibility, check_corruption, check_deep_corruption
@@ -61,25 +61,25 @@ def test_a_looser_bound_costs_fewer_bytes_and_no_model():
 
 def test_same_bytes_on_repeat_and_for_any_thread_count():
     img = photo((600, 40, 4))  # 4 tiles
-    first = lossless.encode(img, 1)
-    assert len(first) == len(lossless.tiles(600, 40)) == 4
-    assert lossless.encode(img, 1) == first
-    assert lossless.encode(img, 1, threads=1) == first == lossless.encode(img, 1, threads=3)
-    np.testing.assert_array_equal(lossless.decode(first, img.shape, 1, threads=1), lossless.decode(first, img.shape, 1, threads=2))
+    first = nearlossless_v2.encode(img, 1)
+    assert len(first) == len(nearlossless_v2.tiles(600, 40)) == 4
+    assert nearlossless_v2.encode(img, 1) == first
+    assert nearlossless_v2.encode(img, 1, threads=1) == first == nearlossless_v2.encode(img, 1, threads=3)
+    np.testing.assert_array_equal(nearlossless_v2.decode(first, img.shape, 1, threads=1), nearlossless_v2.decode(first, img.shape, 1, threads=2))
 
 
 def test_concurrent_calls_share_the_cores(monkeypatch):
     """A pool of callers does not multiply tile threads: each call gets the cores
     divided by the calls running at once (at least 1); a given count is kept."""
-    monkeypatch.setattr(lossless, "_cores", lambda: 4)
-    with lossless._tile_threads(None) as a, lossless._tile_threads(None) as b, lossless._tile_threads(None) as c:
+    monkeypatch.setattr(nearlossless_v2, "_cores", lambda: 4)
+    with nearlossless_v2._tile_threads(None) as a, nearlossless_v2._tile_threads(None) as b, nearlossless_v2._tile_threads(None) as c:
         assert (a, b, c) == (4, 2, 1)
-    with lossless._tile_threads(3) as n:
+    with nearlossless_v2._tile_threads(3) as n:
         assert n == 3
-    assert lossless._ACTIVE[0] == 0
+    assert nearlossless_v2._ACTIVE[0] == 0
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
-            lossless.encode(np.zeros((2, 2), np.uint8), 0, threads=bad)
+            nearlossless_v2.encode(np.zeros((2, 2), np.uint8), 0, threads=bad)
 
 
 @pytest.mark.parametrize("shape, max_error", [((5, 7, 3), 0), ((6, 4, 4), 2), ((4, 5, 1), 1)])
@@ -87,16 +87,16 @@ def test_compiled_kernel_matches_its_python_source(shape, max_error):
     """The Numba kernel and the same code run by Python (int64 semantics of NumPy
     scalars and arrays) give the same bytes and the same decoded samples."""
     img = photo(shape)
-    planes, chroma = lossless._layout(shape[2])
-    steps = lossless._steps(shape[2], max_error)
+    planes, chroma = nearlossless_v2._layout(shape[2])
+    steps = nearlossless_v2._steps(shape[2], max_error)
     out = {}
-    for name, fn in (("numba", lossless._code_tile), ("python", lossless._code_tile.py_func)):
+    for name, fn in (("numba", nearlossless_v2._code_tile), ("python", nearlossless_v2._code_tile.py_func)):
         buf = np.zeros(img.size * 8 + 1024, np.uint8)
         rec = np.zeros_like(img)
-        n = fn(img, rec, planes, chroma, steps, buf, lossless._TABLES, *lossless._state(), True)
+        n = fn(img, rec, planes, chroma, steps, buf, nearlossless_v2._TABLES, *nearlossless_v2._state(), True)
         data = buf[:n].copy()
         dec = np.zeros_like(img)
-        assert fn(dec, dec, planes, chroma, steps, data, lossless._TABLES, *lossless._state(), False) == n
+        assert fn(dec, dec, planes, chroma, steps, data, nearlossless_v2._TABLES, *nearlossless_v2._state(), False) == n
         np.testing.assert_array_equal(dec, rec)
         out[name] = data.tobytes(), rec
     assert out["numba"][0] == out["python"][0]
@@ -105,7 +105,7 @@ def test_compiled_kernel_matches_its_python_source(shape, max_error):
 
 def test_tiles_cover_the_image_once_in_an_even_number_of_bands():
     for h, w in [(1, 1), (127, 5), (256, 3), (512, 768), (768, 512), (1000, 4097), (16384, 16384)]:
-        grid = lossless.tiles(h, w)
+        grid = nearlossless_v2.tiles(h, w)
         cover = np.zeros((h, w), np.int64) if h * w < 10**7 else None
         if cover is not None:
             for rs, cs in grid:
@@ -113,7 +113,7 @@ def test_tiles_cover_the_image_once_in_an_even_number_of_bands():
             assert cover.min() == cover.max() == 1
         bands = len({rs.start for rs, _ in grid})
         assert bands == 1 or bands % 2 == 0
-        assert all(rs.stop - rs.start <= lossless.TILE_ROWS and cs.stop - cs.start <= lossless.TILE_COLS for rs, cs in grid)
+        assert all(rs.stop - rs.start <= nearlossless_v2.TILE_ROWS and cs.stop - cs.start <= nearlossless_v2.TILE_COLS for rs, cs in grid)
 
 
 def test_corrupt_streams_raise():
@@ -147,11 +147,11 @@ def test_the_length_floor_never_rejects_the_cheapest_images(shape):
     a forged header declaring many more pixels over them fails before decoding."""
     for v in (0, 255):
         img = np.full(shape, v, np.uint8)
-        parts = lossless.encode(img, 0)
+        parts = nearlossless_v2.encode(img, 0)
         channels = 1 if img.ndim == 2 else img.shape[2]
-        for (rs, cs), part in zip(lossless.tiles(*img.shape[:2]), parts):
-            assert len(part) >= lossless.min_bytes((rs.stop - rs.start) * (cs.stop - cs.start) * channels)
-        np.testing.assert_array_equal(lossless.decode(parts, (*img.shape[:2], channels), 0).reshape(img.shape), img)
+        for (rs, cs), part in zip(nearlossless_v2.tiles(*img.shape[:2]), parts):
+            assert len(part) >= nearlossless_v2.min_bytes((rs.stop - rs.start) * (cs.stop - cs.start) * channels)
+        np.testing.assert_array_equal(nearlossless_v2.decode(parts, (*img.shape[:2], channels), 0).reshape(img.shape), img)
     data = nkcodec.compress(np.zeros((300, 300), np.uint8), preset="near-lossless", max_error=0)
     header, sections = unpack_container(data)
     forged = dataclasses.replace(header, height=600, width=600)  # 4x the pixels, in as many tiles
@@ -161,7 +161,7 @@ def test_the_length_floor_never_rejects_the_cheapest_images(shape):
 
 def test_the_prior_is_pinned():
     """Version 2 streams decode with exactly the shipped prior: a changed prior is a new version."""
-    probs, wts = lossless.prior()
+    probs, wts = nearlossless_v2.prior()
     digest = hashlib.sha256(probs.astype("<i4").tobytes() + wts.astype("<i8").tobytes()).hexdigest()
     assert digest == PRIOR_SHA256, "the lossless prior changed: that needs a new residual version"
 

@@ -3,11 +3,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nkcodec import model as M
-from nkcodec import train as T
-from nkcodec import context_fit, entropy, zoo
+from nkcodec.nets import transforms as M
+from nkcodec.fit import train as T
+from nkcodec.fit import context_tables
+from nkcodec.coding import entropy
+from nkcodec import zoo
 
-TINY = M.ModelConfig(n=8, m=12, filters=(2, 2))
+TINY = M.NetConfig(n=8, m=12, filters=(2, 2))
 
 
 def _trainer(**kw):
@@ -27,7 +29,7 @@ def _images(n=3, seed=0):
 
 @pytest.mark.parametrize("activation", ["gdn", "relu"])
 def test_shapes(activation):
-    m = M.CompressionModel(M.ModelConfig(n=8, m=12, activation=activation))
+    m = M.CompressionModel(M.NetConfig(n=8, m=12, activation=activation))
     x = jnp.zeros((2, 48, 80, 3))
     out = m(x, jnp.array([0, 7]), train=True, key=jax.random.PRNGKey(0))
     assert out["x_hat"].shape == x.shape
@@ -81,7 +83,7 @@ def test_export_load_round_trip(tmp_path):
     tr = _trainer()
     tr.train_steps(_images(), 2)
     path = zoo.export(tr, tmp_path / "w.npz", model_id=99)
-    loaded = zoo.LoadedModel(path)
+    loaded = zoo.ModelRuntime(path)
     assert loaded.model_id == 99 and loaded.latent_channels == 12
     ema = tr.ema_model()
     img = _images(1)[0]
@@ -142,7 +144,7 @@ def test_lr_curve_shape():
 def test_train_cli_resume(tmp_path):
     from PIL import Image
 
-    from nkcodec.__main__ import main
+    from nkcodec.tools.cli import main
 
     data = tmp_path / "data"
     data.mkdir()
@@ -165,7 +167,7 @@ def test_init_from_shipped_weights(tmp_path):
     assert b.step == 3
     for u, v in zip(_leaves(T.nnx.state(a.ema_model(), T.nnx.Param)), _leaves(T.nnx.state(b.model, T.nnx.Param))):
         np.testing.assert_array_equal(u, v)
-    c = T.Trainer(M.ModelConfig(n=8, m=16), a.cfg)
+    c = T.Trainer(M.NetConfig(n=8, m=16), a.cfg)
     with pytest.raises(ValueError, match="trained with"):
         T.init_from_weights(c, path)
 
@@ -189,7 +191,7 @@ def test_per_quality_prior_from_shared_weights(tmp_path):
         tr.model.prior.likelihood(y)
     tr.train_steps(_images(), 5)
     path = zoo.export(tr, tmp_path / "pq.npz", model_id=97)
-    loaded = zoo.LoadedModel(path)
+    loaded = zoo.ModelRuntime(path)
     assert loaded.tables["freq"].shape[0] == 8 * 12
     assert loaded.tables_for(3)["freq"].shape[0] == 12
     assert not np.array_equal(loaded.tables_for(1)["freq"], loaded.tables_for(8)["freq"])
@@ -221,24 +223,24 @@ def test_checkpoint_widened_to_per_quality_prior(tmp_path):
 def test_fit_context_tables_into_weights(tmp_path):
     """fit-context counts tables on images, stores them beside the other groups
     (which stay as they were) and the context preset codes with them."""
-    from nkcodec import context
+    from nkcodec.coding import context
 
     tr = _trainer()
     tr.train_steps(_images(), 2)
     path = zoo.export(tr, tmp_path / "w.npz", model_id=9)
     before = dict(np.load(path))
-    m = zoo.LoadedModel(path)
-    arrays = context_fit.fit(m, _images(4, seed=3), k=3, progress=False)
-    context_fit.add_to_weights(path, arrays)
+    m = zoo.ModelRuntime(path)
+    arrays = context_tables.fit(m, _images(4, seed=3), k=3, progress=False)
+    context_tables.add_to_weights(path, arrays)
     after = dict(np.load(path))
     for key, v in before.items():
         np.testing.assert_array_equal(after[key], v)
-    m2 = zoo.LoadedModel(path)
+    m2 = zoo.ModelRuntime(path)
     ct = m2.context_tables(5)
     assert ct.k == 3 and ct.passes == 2 and ct.version == context.LATEST and sorted(ct.order.tolist()) == list(range(TINY.m))
     y = m2.encode_latent(_images(1, seed=8)[0], 5)
     params, sections = context.code_latent(ct, y)
     np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[:2]), y.reshape(-1, TINY.m))
-    context_fit.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
+    context_tables.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
     again = dict(np.load(path))
     assert all(np.array_equal(again[key], after[key]) for key in after) and "ctx/v9/x" in again

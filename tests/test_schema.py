@@ -1,4 +1,4 @@
-"""One schema check of every stream's parameters (nkcodec.schema): each fixture's
+"""One schema check of every stream's parameters (nkcodec.format.schema): each fixture's
 params, with one field broken, fails with CorruptStreamError naming that field."""
 
 import dataclasses
@@ -7,8 +7,9 @@ import json
 import pytest
 
 import nkcodec
-from nkcodec import schema
-from nkcodec.container import pack_container, unpack_container
+from nkcodec import presets
+from nkcodec.format import schema
+from nkcodec.format.container import pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
 
 from .common import FIXTURES
@@ -29,8 +30,8 @@ def _with(header, sections, params) -> bytes:
 @pytest.mark.parametrize("name", FIXTURE_FILES)
 def test_every_fixture_passes_the_schema(name):
     header, _ = unpack_container((FIXTURES / name).read_bytes())
-    schema.validate(header)
-    assert set(schema.schema_for(header.preset, header.params)) == set(header.params)
+    schema.validate(header, nkcodec.PRESETS[header.preset].declared_params())
+    assert set(presets.schema_for(header.preset, header.params)) == set(header.params)
 
 
 @pytest.mark.parametrize("name", ["rle_v1.nkc", "palette_v1.nkc", "context-ctx2_v1_model3.nkc", "near-lossless_v1_model6.nkc", "near-lossless-v2-rgba_v1.nkc", "scalar-rle_v1_model5.nkc", "cluster_v1_model6.nkc", "paper_v1_model6.nkc"])
@@ -39,7 +40,7 @@ def test_each_broken_field_is_named(name):
     for stage, key in _fields(header.params):
         for bad in (True, "x", None, [1], {"a": 1}, -(1 << 60), 1.5):
             params = json.loads(json.dumps(header.params))
-            keys = schema.schema_for(header.preset, header.params)[stage]
+            keys = presets.schema_for(header.preset, header.params)[stage]
             if (keys.get(key) or keys[key + "?"]).check(bad):  # allowed by the schema: other checks' business
                 continue
             params[stage][key] = bad
@@ -64,8 +65,11 @@ def test_each_broken_field_is_named(name):
         nkcodec.decompress(_with(header, sections, params))
 
 
-def test_every_preset_has_a_schema():
-    assert set(schema.schemas()) == set(nkcodec.PRESETS)
+def test_every_preset_declares_its_params_and_has_a_format_id():
+    from nkcodec.format.container import PRESET_IDS
+
+    assert set(PRESET_IDS) == set(nkcodec.PRESETS)
+    assert all(cls.declared_params() for cls in nkcodec.PRESETS.values())
 
 
 @pytest.mark.parametrize("name", FIXTURE_FILES)
@@ -73,7 +77,7 @@ def test_a_huge_header_over_a_small_payload_fails_before_allocating(name):
     """Every fixture, its header changed to declare 16384x16384 (the pixel cap):
     CorruptStreamError before any large allocation (too short for the image, or
     runs that do not cover it), not a decode of 268 MPix."""
-    from nkcodec import fuzz
+    from nkcodec.tools import fuzz
 
     data = (FIXTURES / name).read_bytes()
     fields, params, sections = fuzz.split(data)

@@ -1,4 +1,4 @@
-"""The viewer's server (nkcodec.view): status codes for bad uploads, the caps,
+"""The viewer's server (nkcodec.tools.view): status codes for bad uploads, the caps,
 and figures equal to the library's."""
 
 import base64
@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 import nkcodec
-from nkcodec import metrics, view
+from nkcodec import metrics
+from nkcodec.tools import view
 
 from .test_learned import photo
 

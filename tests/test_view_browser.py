@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 import nkcodec
-from nkcodec import metrics, view
+from nkcodec import metrics
+from nkcodec.tools import view
 from nkcodec.imageio import sample_images
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
+from .varint import pack as pack_varints  # noqa: F401  (re-exported: entropy.pack_varints)
+from .varint import read as read_varint
+from .varint import unpack as unpack_varints  # noqa: F401
 
 __all__ = [
     "IntTables",
@@ -211,32 +214,6 @@ class SymbolDecoder:
         return self.decode_run(tables, k, [n])
 
 
-def pack_varints(values) -> bytes:
-    """Zigzag + LEB128 of a small int array (escapes, side info)."""
-    out = bytearray()
-    for v in np.asarray(values, np.int64).tolist():
-        z = (v << 1) ^ (v >> 63)
-        z &= (1 << 64) - 1
-        while z >= 0x80:
-            out.append((z & 0x7F) | 0x80)
-            z >>= 7
-        out.append(z)
-    return bytes(out)
-
-
-def unpack_varints(data: bytes, count: int) -> np.ndarray:
-    """Read exactly ``count`` zigzag varints; all of ``data`` must be used."""
-    vals = []
-    pos = 0
-    n = len(data)
-    for _ in range(count):
-        v, pos = _read_varint(data, pos)
-        vals.append(v)
-    if pos != n:
-        raise CorruptStreamError(f"{n - pos} trailing bytes after escape values")
-    return np.asarray(vals, np.int64)
-
-
 MAX_ALPHABET = 1 << 16
 
 
@@ -262,31 +239,18 @@ def _pad_rows(rows: list) -> np.ndarray:
     return out
 
 
-def _read_varint(data: bytes, pos: int):
-    z = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise CorruptStreamError("varint truncated or malformed")
-        b = data[pos]
-        pos += 1
-        z |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return (z >> 1) ^ -(z & 1), pos
-
-
 def decode_adaptive(data: bytes, counts: list) -> list:
     """Inverse of :func:`encode_adaptive`; ``counts[k]`` symbols in stream k."""
-    hlen, pos = _read_varint(data, 0)
+    hlen, pos = read_varint(data, 0)
     if not 0 < hlen <= len(data) - pos:
         raise CorruptStreamError("adaptive table header length out of range")
     head, body = data[pos : pos + hlen], data[pos + hlen :]
-    k, p = _read_varint(head, 0)
+    k, p = read_varint(head, 0)
     if k != len(counts):
         raise CorruptStreamError(f"{k} adaptive tables, expected {len(counts)}")
     sizes = []
     for _ in range(k):
-        n, p = _read_varint(head, p)
+        n, p = read_varint(head, p)
         if not 1 <= n <= MAX_ALPHABET:
             raise CorruptStreamError(f"alphabet size {n} out of range")
         sizes.append(n)

@@ -48,7 +48,7 @@ import numpy as np
 
 from .entropy import PRECISION, TABLE_TOTAL
 
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
 
 __all__ = ["MAX_ERROR", "THETAS", "check_max_error", "decode", "encode", "table_bank"]
 
@@ -95,7 +95,7 @@ def _table(theta: int) -> np.ndarray:
 
 @functools.cache
 def table_bank():
-    """:class:`~nkcodec.entropy.IntTables` of every table in :data:`THETAS`."""
+    """:class:`~nkcodec.coding.entropy.IntTables` of every table in :data:`THETAS`."""
     from .entropy import IntTables
 
     return IntTables(np.stack([_table(t) for t in THETAS]), np.full(len(THETAS), SIZE))

@@ -31,7 +31,7 @@ import functools
 
 import numpy as np
 
-from .config import LATENT_STRIDE as S
+from ..config import LATENT_STRIDE as S
 
 __all__ = ["EFFORTS", "refine"]
 
@@ -61,7 +61,7 @@ def _proxy_arrays(ct):
 
 def _keys(ct, v_int: np.ndarray) -> np.ndarray:
     """Stream key (table row) of every value of one tile, (th, tw, M) in coding order."""
-    from .context import pass_map, table_keys
+    from ..coding.context import pass_map, table_keys
 
     th, tw, m = v_int.shape
     v = np.ascontiguousarray(v_int.reshape(th * tw, m).T, dtype=np.int64)
@@ -73,7 +73,7 @@ def _stepper(m, ct, quality: int, effort: int):
     """The jitted Adam step and its optimiser's init for one model, quality and
     effort, built once (even when threads race to it): a new function per
     encode would recompile for every image."""
-    from .zoo import BUILD_LOCK
+    from .runtime import BUILD_LOCK
 
     with BUILD_LOCK:
         return _cached_stepper(m, ct, quality, effort)
@@ -90,7 +90,7 @@ def _make_step(nets, arrays, quality: int, lr: float):
     import optax
     from flax import nnx
 
-    from .config import LAMBDAS
+    from ..config import LAMBDAS
 
     lam = float(LAMBDAS[quality - 1]) * 255.0**2
     q = jnp.asarray([quality - 1], jnp.int32)
@@ -145,8 +145,8 @@ def refine(m, ct, image: np.ndarray, quality: int, effort: int) -> np.ndarray:
     """The refined int32 latent (h, w, M) of a uint8 RGB image for context tables ``ct``."""
     import jax.numpy as jnp
 
-    from .context import coding_tiles, pass_map
-    from .zoo import DEC_HALO
+    from ..coding.context import coding_tiles, pass_map
+    from .runtime import DEC_HALO
 
     iters = EFFORTS[effort][0]
     y = m.encode_latent(image, quality, rounded=False)

@@ -60,9 +60,9 @@ import threading
 import numba
 import numpy as np
 
-from .errors import CorruptStreamError
-from .imageio import check_image
-from .residual import check_max_error  # version 1's bound is version 2's: one check
+from ..errors import CorruptStreamError
+from ..format.limits import check_image
+from .nearlossless_v1 import check_max_error  # version 1's bound is version 2's: one check
 
 __all__ = ["encode", "decode", "tiles", "min_bytes", "prior", "fit_prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
 
@@ -560,7 +560,7 @@ def _steps(channels: int, max_error: int) -> np.ndarray:
 
 
 def _as_hwc(image: np.ndarray) -> np.ndarray:
-    """The checked image (:func:`~nkcodec.imageio.check_image`) as HxWxC."""
+    """The checked image (:func:`~nkcodec.format.limits.check_image`) as HxWxC."""
     image = check_image(image)
     return image.reshape(image.shape[0], image.shape[1], -1)
 

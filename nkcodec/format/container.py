@@ -30,7 +30,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
+from .limits import MAX_CHANNELS, MAX_PIXELS, MAX_SIDE
 
 __all__ = [
     "MAGIC",
@@ -41,13 +42,13 @@ __all__ = [
     "Header",
     "pack_container",
     "unpack_container",
+    "FIXED_HEADER",
+    "split_raw",
+    "join_raw",
 ]
 
 MAGIC = b"NKC"
 VERSION = 1
-MAX_SIDE = 1 << 16  # 65536 pixels a side
-MAX_PIXELS = 1 << 28  # 268 MPix
-MAX_CHANNELS = 4
 MAX_PARAMS = 1 << 16
 MAX_SECTIONS = 1024
 
@@ -59,7 +60,7 @@ PRESET_IDS = {"rle": 1, "palette": 2, "paper": 3, "scalar": 5, "cluster": 6, "sc
 RESERVED_PRESET_IDS = {4: "default"}
 _PRESET_NAMES = {v: k for k, v in PRESET_IDS.items()}
 
-_FIXED = struct.Struct("<3sBIIBBBBHI")  # through the params length
+FIXED_HEADER = _FIXED = struct.Struct("<3sBIIBBBBHI")  # magic .. params length: the fields of split_raw
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
@@ -109,30 +110,45 @@ def pack_container(header: Header, sections: list) -> bytes:
         raise ValueError(f"stage parameters take {len(params)} bytes, more than {MAX_PARAMS}")
     if len(sections) > MAX_SECTIONS:
         raise ValueError(f"{len(sections)} sections, more than {MAX_SECTIONS}")
-    parts = [
-        _FIXED.pack(
-            MAGIC,
-            VERSION,
-            header.height,
-            header.width,
-            header.channels,
-            1 if header.squeeze else 0,
-            PRESET_IDS[header.preset],
-            header.quality,
-            header.model_id,
-            len(params),
-        ),
-        params,
-        _U16.pack(len(sections)),
-    ]
-    for s in sections:
-        s = bytes(s)
-        if len(s) >= 1 << 32:
+    for sec in sections:
+        if len(sec) >= 1 << 32:
             raise ValueError("a section is larger than 4 GiB")
-        parts.append(_U32.pack(len(s)))
-        parts.append(s)
-    body = b"".join(parts)
+    fields = (MAGIC, VERSION, header.height, header.width, header.channels, 1 if header.squeeze else 0,
+              PRESET_IDS[header.preset], header.quality, header.model_id, len(params))  # fmt: skip
+    body = join_raw(fields, params, sections)
     return body + _U32.pack(zlib.crc32(body))
+
+
+def join_raw(fields, params: bytes, sections: list) -> bytes:
+    """The container's bytes before the CRC, from its fixed ``fields`` (as
+    :data:`FIXED_HEADER` packs them), the params bytes and the sections, unchecked:
+    :func:`pack_container` checks first; the fuzzer builds malformed streams with it."""
+    parts = [FIXED_HEADER.pack(*fields), params, _U16.pack(len(sections) & 0xFFFF)]
+    for sec in sections:
+        sec = bytes(sec)
+        parts += [_U32.pack(len(sec)), sec]
+    return b"".join(parts)
+
+
+def split_raw(data: bytes):
+    """Inverse of :func:`join_raw`, unchecked: ``(fields, params bytes, sections)``, or
+    None where the bytes do not even parse (the fuzzer's view of a stream; decoding
+    goes through :func:`unpack_container`)."""
+    try:
+        fields = list(FIXED_HEADER.unpack_from(data, 0))
+        pos = FIXED_HEADER.size
+        params = bytes(data[pos : pos + fields[-1]])
+        pos += fields[-1]
+        (count,) = _U16.unpack_from(data, pos)
+        pos += _U16.size
+        sections = []
+        for _ in range(count):
+            (n,) = _U32.unpack_from(data, pos)
+            sections.append(bytes(data[pos + 4 : pos + 4 + n]))
+            pos += 4 + n
+        return fields, params, sections
+    except struct.error:
+        return None
 
 
 def unpack_container(data) -> tuple:

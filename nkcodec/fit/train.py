@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .model import LAMBDAS, NUM_QUALITIES, CompressionModel, ModelConfig
+from ..nets.transforms import LAMBDAS, NUM_QUALITIES, CompressionModel, NetConfig
 
 __all__ = [
     "TrainConfig",
@@ -193,7 +193,7 @@ def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
     with np.load(path) as z:
         meta = json.loads(bytes(z["meta"]).decode())
         tcfg = TrainConfig(**{**meta["train_config"], **(overrides or {})})
-        trainer = Trainer(ModelConfig.from_dict(meta["model_config"]), tcfg)
+        trainer = Trainer(NetConfig.from_dict(meta["model_config"]), tcfg)
         for name, obj in (("model", trainer.model), ("opt", trainer.optimizer)):
             state = nnx.state(obj)
             leaves, treedef = jax.tree.flatten(state)
@@ -216,10 +216,10 @@ def init_from_weights(trainer: "Trainer", path) -> None:
     The step counter continues from the weights' recorded steps, so a fresh
     machine can keep training without the (unshipped) checkpoint.
     """
-    from .zoo import load_params_into, read_params
+    from ..zoo import load_params_into, read_params
 
     params, meta = read_params(path)
-    src = ModelConfig.from_dict(meta["model_config"])
+    src = NetConfig.from_dict(meta["model_config"])
     dst = trainer.model_cfg
     if src == dataclasses.replace(dst, prior_per_quality=False) and dst.prior_per_quality and not src.prior_per_quality:
         # shared prior -> one copy per quality, each then free to adapt to its gain
@@ -277,7 +277,7 @@ def _ema_update(ema, params, decay):
 class Trainer:
     """Holds the model, optimizer, EMA and data RNG; ``run`` trains for a while."""
 
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig):
+    def __init__(self, model_cfg: NetConfig, cfg: TrainConfig):
         self.model_cfg = model_cfg
         self.cfg = cfg
         self.model = CompressionModel(model_cfg, seed=cfg.seed)
@@ -362,7 +362,7 @@ def eval_crops(folder, size: int = 256, count: int = 4) -> np.ndarray:
 def train_and_evaluate(
     data,
     workdir,
-    model_cfg: ModelConfig = ModelConfig(),
+    model_cfg: NetConfig = NetConfig(),
     cfg: TrainConfig = TrainConfig(),
     resume=None,
     overrides: dict | None = None,

@@ -25,7 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
+from . import varint
 
 __all__ = [
     "encode",
@@ -48,8 +49,8 @@ _FILL = 16  # decode writes this many elements per run unconditionally
 _E_ZERO_KEY = -1
 _E_NOT_SQUARE = -2
 _E_OVER_CAP = -3
-_E_TRUNCATED = -4
-_E_VARINT = -5
+_E_TRUNCATED = varint.E_TRUNCATED
+_E_VARINT = varint.E_MALFORMED
 
 
 def _unsigned_view(a: np.ndarray) -> np.ndarray:
@@ -337,57 +338,17 @@ def decode_image(values, keys, shape, variant: str = "nk") -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _varint_size(x):
-    s = 1
-    while x >= np.uint64(0x80):
-        x >>= np.uint64(7)
-        s += 1
-    return s
-
-
-@numba.njit(cache=True, nogil=True)
-def _put_varint(buf, pos, x):
-    while x >= np.uint64(0x80):
-        buf[pos] = np.uint8((x & np.uint64(0x7F)) | np.uint64(0x80))
-        x >>= np.uint64(7)
-        pos += 1
-    buf[pos] = np.uint8(x)
-    return pos + 1
-
-
-@numba.njit(cache=True, nogil=True)
 def _pack_kernel(vals, keys):
     m = vals.size
-    size = _varint_size(np.uint64(m))
+    size = varint.size(np.uint64(m))
     for k in range(m):
-        size += _varint_size(vals[k]) + _varint_size(keys[k])
+        size += varint.size(vals[k]) + varint.size(keys[k])
     buf = np.empty(size, np.uint8)
-    pos = _put_varint(buf, 0, np.uint64(m))
+    pos = varint.put(buf, 0, np.uint64(m))
     for k in range(m):
-        pos = _put_varint(buf, pos, vals[k])
-        pos = _put_varint(buf, pos, keys[k])
+        pos = varint.put(buf, pos, vals[k])
+        pos = varint.put(buf, pos, keys[k])
     return buf
-
-
-@numba.njit(cache=True, nogil=True)
-def _get_varint(buf, pos, out, idx):
-    """Read one varint at pos into out[idx]; return the new pos or an error code."""
-    x = np.uint64(0)
-    shift = np.uint64(0)
-    n = buf.size
-    for _ in range(10):
-        if pos >= n:
-            return _E_TRUNCATED
-        b = np.uint64(buf[pos])
-        pos += 1
-        if shift == np.uint64(63) and b > np.uint64(1):
-            return _E_VARINT
-        x |= (b & np.uint64(0x7F)) << shift
-        if b < np.uint64(0x80):
-            out[idx] = x
-            return pos
-        shift += np.uint64(7)
-    return _E_VARINT
 
 
 @numba.njit(cache=True, nogil=True)
@@ -400,20 +361,13 @@ def _unpack_kernel(buf, pos, vals, keys):
             keys[k] = buf[pos + 1]
             pos += 2
             continue
-        pos = _get_varint(buf, pos, vals, k)
+        pos = varint.get(buf, pos, vals, k)
         if pos < 0:
             return pos
-        pos = _get_varint(buf, pos, keys, k)
+        pos = varint.get(buf, pos, keys, k)
         if pos < 0:
             return pos
     return pos
-
-
-def _zigzag(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind == "u":
-        return values.astype(np.uint64)
-    v = values.astype(np.int64)
-    return ((v << 1) ^ (v >> 63)).view(np.uint64)
 
 
 def pack(values, keys) -> bytes:
@@ -429,7 +383,7 @@ def pack(values, keys) -> bytes:
     [4, 1]
     """
     values, keys = _check_pairs(values, keys)
-    return _pack_kernel(np.ascontiguousarray(_zigzag(values)), keys).tobytes()
+    return _pack_kernel(np.ascontiguousarray(varint.zigzag(values)), keys).tobytes()
 
 
 def unpack(data, dtype, max_pairs: int | None = None):
@@ -454,7 +408,7 @@ def unpack(data, dtype, max_pairs: int | None = None):
         raise ValueError(f"unpack needs an integer dtype, got {dtype}")
     buf = np.frombuffer(data, np.uint8)
     head = np.empty(1, np.uint64)
-    pos = _get_varint(buf, 0, head, 0)
+    pos = varint.get(buf, 0, head, 0)
     if pos < 0:
         raise CorruptStreamError("packed NK-RLE pair count is truncated or invalid")
     m = int(head[0])
@@ -475,7 +429,7 @@ def unpack(data, dtype, max_pairs: int | None = None):
         if m and zz.max() > np.iinfo(dtype).max:
             raise CorruptStreamError(f"packed value out of range for {dtype}")
         return zz.astype(dtype), keys
-    v = (zz >> np.uint64(1)).view(np.int64) ^ -(zz & np.uint64(1)).view(np.int64)
+    v = varint.unzigzag(zz)
     info = np.iinfo(dtype)
     if m and (v.min() < info.min or v.max() > info.max):
         raise CorruptStreamError(f"packed value out of range for {dtype}")

@@ -1,6 +1,7 @@
-"""The one check of a stream's parameters: every preset's params JSON, its
-stages, keys, types and ranges, checked in one place before a preset reads
-it (:func:`validate`, called by the decoder for every stream).
+"""The one check of a stream's parameters: a preset's params JSON, its stages,
+keys, types and ranges, checked against what the preset class declares
+(``stream_params``) before the preset reads it (:func:`validate`, called by the
+decoder for every stream).  This module holds the types a declaration is made of.
 
 Anything the schema does not allow (a missing or unknown stage or key, a
 wrong type, ``True`` where an integer belongs, a value out of range) raises
@@ -12,7 +13,7 @@ format is forever, so a key may be added here but never removed.
 
 Examples
 --------
->>> from nkcodec.container import Header
+>>> from nkcodec.format.container import Header
 >>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "nk"}}))
 >>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "zz"}}))
 Traceback (most recent call last):
@@ -22,9 +23,10 @@ nkcodec.errors.CorruptStreamError: corrupt stream: parameter rle.variant: expect
 
 from __future__ import annotations
 
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
+from .limits import MAX_PIXELS
 
-__all__ = ["Int", "Bool", "OneOf", "schemas", "validate"]
+__all__ = ["Int", "Bool", "OneOf", "Versions", "COUNT", "IMAGE", "pick", "validate"]
 
 
 class Int:
@@ -59,33 +61,8 @@ class OneOf:
         return f"one of {self.choices}"
 
 
-def _schemas() -> dict:
-    from .container import MAX_PIXELS
-    from .entropy import MAX_LATENT
-    from .kmeans import MAX_K
-    from .residual import MAX_ERROR
-    from .rle import VARIANTS
-
-    # a stage: {key: type}; a key ending in "?" may be absent
-    values = Int(0, 4 * MAX_PIXELS)  # counts of coded values: checked against the image where it is known
-    image = {"gray": Bool(), "alpha": Bool()}
-    latent = {"escapes": values, "v?": Int(1, 2)}
-    return {
-        "rle": {"rle": {"variant": OneOf(*VARIANTS)}},
-        "palette": {"palette": {"k": Int(1, MAX_K), "variant": OneOf(*VARIANTS)}},
-        "scalar": {"latent": {"escapes": values}, "image": image},
-        "context": {"latent": latent, "image": image},
-        "paper": {"paper": {"k": Int(1, MAX_K)}, "image": image},
-        "scalar-rle": {"rle": {"pairs": Int(1, 4 * MAX_PIXELS), "vmin": Int(-MAX_LATENT, MAX_LATENT)}, "image": image},
-        "cluster": {"cluster": {"k": Int(1, MAX_PIXELS), "escapes": values}, "image": image},
-        "near-lossless": Versions(
-            ("residual", "v"),
-            {
-                None: {"latent": latent, "residual": {"base": Int(1, 8), "escapes": values, "max_error": Int(0, MAX_ERROR)}, "image": image},
-                2: {"residual": {"v": Int(2, 2), "max_error": Int(0, MAX_ERROR)}, "image": image},
-            },
-        ),
-    }
+COUNT = Int(0, 4 * MAX_PIXELS)  # a count of coded values: checked against the image where it is known
+IMAGE = {"gray": Bool(), "alpha": Bool()}  # the learned presets' image flags
 
 
 class Versions:
@@ -106,30 +83,18 @@ class Versions:
         return self.schemas[version]
 
 
-_CACHE = {}
+def pick(declared, params: dict) -> dict:
+    """The ``{stage: {key: type}}`` that ``declared`` (a dict, or :class:`Versions`) gives for these params."""
+    return declared.pick(params) if isinstance(declared, Versions) else declared
 
 
-def schemas() -> dict:
-    """preset name -> {stage: {key: type}} (built once)."""
-    if not _CACHE:
-        _CACHE.update(_schemas())
-    return _CACHE
-
-
-def schema_for(preset: str, params: dict) -> dict:
-    """{stage: {key: type}} of ``preset`` for these params (the version they name)."""
-    schema = schemas().get(preset)
-    if schema is None:
-        raise CorruptStreamError(f"preset {preset!r} is not supported by this build")
-    return schema.pick(params) if isinstance(schema, Versions) else schema
-
-
-def validate(header) -> None:
-    """Check ``header.params`` against its preset's schema; CorruptStreamError naming the field."""
+def validate(header, declared) -> None:
+    """Check ``header.params`` against ``declared``, the parameters its preset declares
+    (``Preset.declared_params()``); CorruptStreamError naming the field."""
     params = header.params
     if not isinstance(params, dict):
         raise CorruptStreamError("parameters are not an object")
-    schema = schema_for(header.preset, params)
+    schema = pick(declared, params)
     for stage in params:
         if stage not in schema:
             raise CorruptStreamError(f"unknown parameter {stage!r} for preset {header.preset}")

@@ -13,7 +13,7 @@ for CPU speed and variable rate:
 Examples
 --------
 >>> import jax.numpy as jnp
->>> m = CompressionModel(ModelConfig(n=8, m=12), seed=0)
+>>> m = CompressionModel(NetConfig(n=8, m=12), seed=0)
 >>> out = m(jnp.zeros((1, 32, 48, 3)), jnp.array([3]), train=False)
 >>> out["x_hat"].shape, out["y_hat"].shape
 ((1, 32, 48, 3), (1, 2, 3, 12))
@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .config import LAMBDAS, NUM_QUALITIES, ModelConfig
+from ..config import LAMBDAS, NUM_QUALITIES, NetConfig
 
 __all__ = [
-    "ModelConfig",
+    "NetConfig",
     "GDN",
     "Analysis",
     "Synthesis",
@@ -72,7 +72,7 @@ class GDN(nnx.Module):
         return x * norm if self.inverse else x / norm
 
 
-def _act(cfg: ModelConfig, c: int, inverse: bool):
+def _act(cfg: NetConfig, c: int, inverse: bool):
     if cfg.activation == "gdn":
         return GDN(c, inverse)
     if cfg.activation == "relu":
@@ -83,7 +83,7 @@ def _act(cfg: ModelConfig, c: int, inverse: bool):
 class Analysis(nnx.Module):
     """g_a: four stride-2 convs (total stride 16)."""
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: NetConfig, rngs: nnx.Rngs):
         chans = (3, cfg.n, cfg.n, cfg.n, cfg.m)
         k = cfg.kernel_a
         self.convs = nnx.List(
@@ -102,7 +102,7 @@ class Analysis(nnx.Module):
 class Synthesis(nnx.Module):
     """g_s: four sub-pixel stages (conv to 4*C, depth-to-space 2)."""
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: NetConfig, rngs: nnx.Rngs):
         chans = (cfg.m, cfg.n, cfg.n, cfg.n, 3)
         k = cfg.kernel_s
         self.convs = nnx.List(
@@ -198,7 +198,7 @@ class CompressionModel(nnx.Module):
     multiples of 16, and quality indices ``q`` in 0..7 (one per image).
     """
 
-    def __init__(self, cfg: ModelConfig = ModelConfig(), seed: int = 0):
+    def __init__(self, cfg: NetConfig = NetConfig(), seed: int = 0):
         rngs = nnx.Rngs(seed)
         self.cfg = cfg
         self.g_a = Analysis(cfg, rngs)

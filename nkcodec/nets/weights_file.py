@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .entropy import PRECISION, quantize_pmf
+from ..coding.entropy import PRECISION, quantize_pmf
 
 __all__ = ["export", "add_to_weights", "compute_tables", "read_groups", "read_params", "load_params_into", "param_dict", "TABLE_PRECISION", "TAIL_MASS"]
 
@@ -24,7 +24,7 @@ TAIL_MASS = 1e-7  # probability left to the two escape bins
 
 
 def compute_tables(prior, max_range: int = 1024) -> dict:
-    """Integer frequency tables of a trained :class:`~nkcodec.model.FactorizedPrior`.
+    """Integer frequency tables of a trained :class:`~nkcodec.nets.transforms.FactorizedPrior`.
 
     Per channel c: symbols ``lo[c] .. lo[c] + size[c] - 3`` get one bin each;
     bin 0 and bin ``size-1`` are escapes for values below / above that range.
@@ -77,7 +77,7 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
     """Write the trainer's EMA model, config and integer tables to ``path`` (.npz).
 
     With ``fixed_point`` (the default since nk64-2) the file also holds the
-    integer synthesis parameters of :mod:`nkcodec.fixed`, and decoding with it
+    integer synthesis parameters of :mod:`nkcodec.nets.exact_v1`, and decoding with it
     is bit-exact on every machine.
     """
     model = trainer.ema_model()
@@ -94,7 +94,7 @@ def export(trainer, path, model_id: int | None = None, extra_meta: dict | None =
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"table/{k}": v for k, v in tables.items()})
     if fixed_point:
-        from .fixed import quantize
+        from .exact_v1 import quantize
 
         arrays.update({f"fixed/{k}": v for k, v in quantize(params, trainer.model_cfg.activation).items()})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)

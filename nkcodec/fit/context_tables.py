@@ -1,4 +1,4 @@
-"""Fitting the context models of :mod:`nkcodec.context` on training photos
+"""Fitting the context models of :mod:`nkcodec.coding.context` on training photos
 (offline: ``python -m nkcodec fit-context``) and writing them into a weights
 file.  The runtime coder never imports this module."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .context import MAX_WEIGHT, NUM_CONTEXTS, WEIGHT_BITS, contexts, neighbours4, pass_map, round_shift
+from ..coding.context import MAX_WEIGHT, NUM_CONTEXTS, WEIGHT_BITS, contexts, neighbours4, pass_map, round_shift
 
 __all__ = ["fit", "add_to_weights", "PSEUDO_COUNTS"]
 
@@ -16,7 +16,7 @@ PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts s
 
 
 def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
-    """Fit version-2 context models of a :class:`~nkcodec.zoo.LoadedModel` on
+    """Fit version-2 context models of a :class:`~nkcodec.nets.runtime.ModelRuntime` on
     training images (uint8 RGB arrays) at every quality; returns the ``ctx/``
     arrays (keys under ``v2/``).
 
@@ -26,8 +26,8 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
     the tables are counts of ``y_j - mu_j`` per context."""
     from tqdm import tqdm
 
-    from .config import NUM_QUALITIES, QUALITIES
-    from .entropy import TABLE_TOTAL, quantize_pmf, to_symbols
+    from ..config import NUM_QUALITIES, QUALITIES
+    from ..coding.entropy import TABLE_TOTAL, quantize_pmf, to_symbols
 
     M = m.latent_channels
     out = {key: [] for key in ("order", "wmag", "wmean", "thresholds")}
@@ -99,6 +99,6 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
 def add_to_weights(path, arrays: dict) -> Path:
     """Write (or replace) context arrays in the ``ctx/`` group of a weights
     file; every other array, other context versions included, is kept as it is."""
-    from .zoo import add_to_weights as add
+    from ..zoo import add_to_weights as add
 
     return add(path, "ctx", arrays)

@@ -1,6 +1,6 @@
 """Bit-exact synthesis at float32 speed (fixed-point synthesis, version 2).
 
-:mod:`nkcodec.fixed` (version 1) makes the synthesis exact by running 16-bit
+:mod:`nkcodec.nets.exact_v1` (version 1) makes the synthesis exact by running 16-bit
 weights and 12-bit activations in float64, which halves the CPU's throughput
 and costs ~25x on a GPU.  This version keeps every heavy operation (the 3x3
 convolutions and the GDN's channel mixing, >99% of the multiply-adds) in
@@ -73,7 +73,7 @@ import math
 
 import numpy as np
 
-from .fixed import depth_to_space, softplus
+from .exact_v1 import depth_to_space, softplus
 
 __all__ = [
     "VERSION",
@@ -93,7 +93,7 @@ __all__ = [
     "fit",
 ]
 
-VERSION = 2  # the arithmetic of this module; version 1 is nkcodec.fixed
+VERSION = 2  # the arithmetic of this module; version 1 is nkcodec.nets.exact_v1
 BUDGET = (1 << 24) - 1  # largest partial sum any float32 GEMM may reach
 FRAC = 7  # fractional bits of every activation
 NORM_FRAC = 12  # fractional bits of the GDN normaliser
@@ -295,12 +295,12 @@ def float_synthesis(params: dict, y: np.ndarray, quality: int, stats: dict | Non
 
 
 def fit(m, images: list, progress: bool = True) -> dict:
-    """Version-2 parameters for a :class:`~nkcodec.zoo.LoadedModel`: the
+    """Version-2 parameters for a :class:`~nkcodec.nets.runtime.ModelRuntime`: the
     activation maxima of its float synthesis on the latents of ``images``
     (training photos, never Kodak) at every quality, then :func:`quantize`."""
     from tqdm import tqdm
 
-    from .config import NUM_QUALITIES, QUALITIES
+    from ..config import NUM_QUALITIES, QUALITIES
 
     params = m.params
     stats = {}

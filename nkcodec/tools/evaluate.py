@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .config import QUALITIES
-from .imageio import folder_images, pillow_codec
+from .. import metrics
+from ..config import QUALITIES
+from ..imageio import folder_images, pillow_codec
 
 __all__ = ["bd_rate", "run_eval", "run_ablation", "run_lossless", "JPEG_QUALITIES", "WEBP_QUALITIES"]
 
@@ -55,7 +55,7 @@ def bd_rate(rate_ref, psnr_ref, rate_test, psnr_test) -> float:
 
 
 def _nk_codec(quality: int, preset: str, **options):
-    from .codec import Codec, decompress
+    from ..codec import Codec, decompress
 
     c = Codec(quality, preset, **options)
     return c.encode, decompress
@@ -237,7 +237,7 @@ def run_ablation(folder, json_path=None, qualities=QUALITIES, progress: bool = T
     the paper's operating point: :func:`run_lossless`)."""
     from tqdm import tqdm
 
-    from . import zoo
+    from .. import zoo
 
     images = rgb_images(folder)
     jobs = [(p, q) for p in ABLATION for q in qualities]
@@ -291,7 +291,7 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) 
     The paper's operating point is 49.5 dB at compression ratio 1.37."""
     from tqdm import tqdm
 
-    from .codec import Codec, decompress
+    from ..codec import Codec, decompress
 
     images = rgb_images(folder)
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
@@ -391,7 +391,7 @@ def model_table(m, images: dict, latents: dict, scalar_curve: dict) -> dict:
 
 def _key_cost(latents: dict) -> dict:
     """Packed NK-RLE bytes of the channel-major latents: squared keys vs plain keys."""
-    from . import rle
+    from ..coding import rle
 
     out = {}
     for q, ys in latents.items():

@@ -54,8 +54,7 @@ __all__ = ["mutate", "reseal", "load_corpus", "decode_outcome", "run", "main_fuz
 
 OK, CORRUPT, RETIRED = "decoded", "CorruptStreamError", "RetiredModelError"
 GOOD = (OK, CORRUPT, RETIRED)
-_FIXED = struct.Struct("<3sBIIBBBBHI")  # the container's fixed header, through the params length
-_U16, _U32 = struct.Struct("<H"), struct.Struct("<I")
+_U32 = struct.Struct("<I")
 
 
 def reseal(data: bytes) -> bytes:
@@ -109,32 +108,24 @@ def _paths(obj, prefix=()):
 
 def split(data: bytes):
     """A container's (fixed header fields, params object, sections), or None if it does not parse."""
+    from ..format.container import split_raw
+
+    raw = split_raw(data)
+    if raw is None:
+        return None
+    fields, params, sections = raw
     try:
-        fields = list(_FIXED.unpack_from(data, 0))
-        plen = fields[-1]
-        pos = _FIXED.size
-        params = json.loads(data[pos : pos + plen])
-        pos += plen
-        (count,) = _U16.unpack_from(data, pos)
-        pos += 2
-        sections = []
-        for _ in range(count):
-            (n,) = _U32.unpack_from(data, pos)
-            sections.append(data[pos + 4 : pos + 4 + n])
-            pos += 4 + n
-        return fields, params, sections
-    except (struct.error, ValueError):
+        return fields, json.loads(params), sections
+    except ValueError:
         return None
 
 
 def join(fields, params, sections) -> bytes:
+    """A container from :func:`split`'s parts (a params object of any shape), its CRC left zero."""
+    from ..format.container import join_raw
+
     p = json.dumps(params, separators=(",", ":")).encode()
-    fields = list(fields)
-    fields[-1] = len(p)
-    parts = [_FIXED.pack(*fields), p, _U16.pack(len(sections) & 0xFFFF)]
-    for s in sections:
-        parts += [_U32.pack(len(s)), s]
-    return b"".join(parts) + b"\0\0\0\0"
+    return join_raw([*fields[:-1], len(p)], p, sections) + b"\0\0\0\0"
 
 
 def _mutate_bytes(data: bytearray, rng) -> bytearray:
@@ -239,8 +230,8 @@ def decode_outcome(data: bytes, hang_seconds: float | None = None):
     ``detail`` naming where it was raised."""
     import signal
 
-    from .codec import decompress
-    from .errors import CorruptStreamError, RetiredModelError
+    from ..codec import decompress
+    from ..errors import CorruptStreamError, RetiredModelError
 
     if hang_seconds:
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -370,10 +361,12 @@ def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optiona
         import atheris
     except ImportError:
         raise ValueError("--engine atheris needs atheris: pip install atheris") from None
-    from . import codec, container, context, entropy, residual, rle, schema
-    from .errors import CorruptStreamError, RetiredModelError
+    from .. import codec
+    from ..format import container, schema
+    from ..coding import context, entropy, nearlossless_v1, nearlossless_v2, rle
+    from ..errors import CorruptStreamError, RetiredModelError
 
-    for module in (codec, container, context, entropy, residual, rle, schema):  # coverage feedback from the decoder
+    for module in (codec, container, context, entropy, nearlossless_v1, nearlossless_v2, rle, schema):  # coverage feedback from the decoder
         for fn in vars(module).values():
             if callable(fn) and getattr(fn, "__module__", None) == module.__name__ and hasattr(fn, "__code__"):
                 atheris.instrument_func(fn)
@@ -407,8 +400,8 @@ def main_fuzz(args) -> int:
         print(f"case {args.case} of seed {args.seed}: {name}, {len(data)} bytes", flush=True)
         if args.save:
             Path(args.save).write_bytes(data)
-        from .codec import decompress
-        from .errors import CorruptStreamError, RetiredModelError
+        from ..codec import decompress
+        from ..errors import CorruptStreamError, RetiredModelError
 
         try:
             decompress(data)

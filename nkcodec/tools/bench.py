@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from . import rle
-from .imageio import folder_images, pillow_codec, sample_images
+from ..coding import rle
+from ..imageio import folder_images, pillow_codec, sample_images
 
 __all__ = ["measure", "synthetic_stream", "sample_images", "run_bench"]
 
@@ -101,7 +101,7 @@ def _lossless_rows(images: dict, repeats: int) -> list:
     """The lossless presets (``rle``; ``near-lossless`` at max_error 0) against Pillow PNG."""
     from PIL import Image
 
-    from .codec import Codec
+    from ..codec import Codec
 
     pix = sum(im.shape[0] * im.shape[1] for im in images.values())
     raw = sum(im.nbytes for im in images.values())
@@ -146,7 +146,8 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
     with uint8-rounded centroids.  ``palette_fit`` (the codec path: FAISS on the
     subsample, then 2 Lloyd steps over all pixels) is reported too.
     """
-    from . import kmeans, metrics
+    from ..coding import kmeans
+    from .. import metrics
 
     try:
         from sklearn.cluster import KMeans
@@ -194,7 +195,8 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
 def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
     """The codec's palette path (FAISS on a subsample + 2 Lloyd steps over all pixels,
     then labelling every pixel) against scikit-learn fitted on *all* pixels."""
-    from . import kmeans, metrics
+    from ..coding import kmeans
+    from .. import metrics
 
     from sklearn.cluster import KMeans
 
@@ -224,9 +226,10 @@ def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
 
 def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
-    from . import context, zoo
-    from .batch import cpu_count, default_batch_size, default_lanes, default_workers
-    from .codec import Codec, decompress
+    from ..coding import context
+    from .. import zoo
+    from ..batch import cpu_count, default_batch_size, default_lanes, default_workers
+    from ..codec import Codec, decompress
 
     rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
     pix = sum(im.shape[0] * im.shape[1] for im in rgb.values())
@@ -237,7 +240,7 @@ def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     coded = {k: context.code_latent(ct, y) for k, y in lat.items()}
     streams = {k: codec.encode(im) for k, im in rgb.items()}
     # the same weights with the float64 exact synthesis (fixed-point v1), where the default has a twin
-    m64 = zoo.load_model(zoo.VARIANTS[m.name][0]) if m.name in zoo.VARIANTS else None
+    m64 = zoo.load_model(zoo.EXACT32_VARIANTS[m.name][0]) if m.name in zoo.EXACT32_VARIANTS else None
     for y, im in zip(lat.values(), rgb.values()):
         m.decode_latent(y, quality, im.shape[:2])
         m.decode_latent_float32(y, quality, im.shape[:2])
@@ -333,7 +336,7 @@ def _machine() -> dict:
     import jax
     import numba
 
-    from .batch import device_name
+    from ..batch import device_name
 
     return {
         "platform": platform.platform(),

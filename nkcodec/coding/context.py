@@ -42,7 +42,7 @@ import numpy as np
 from .entropy import TABLE_TOTAL
 
 from .entropy import MAX_LATENT
-from .errors import CorruptStreamError
+from ..errors import CorruptStreamError
 
 __all__ = ["ContextTables", "contexts", "code_latent", "decode_latent", "stream_version", "table_keys", "pass_map", "coding_tiles", "neighbours4", "round_shift", "LATEST", "NUM_CONTEXTS", "CODING_TILE"]
 
@@ -188,7 +188,7 @@ class ContextTables:
     (M, 2M+1) for version 2: centre terms, neighbour-sum terms, own-channel
     neighbour term.  ``thresholds``: (M, passes, K-1).  ``lo``/``size``: value
     range per ordered channel (the model's own tables, escapes included).
-    ``tables``: :class:`~nkcodec.entropy.IntTables` with one row per
+    ``tables``: :class:`~nkcodec.coding.entropy.IntTables` with one row per
     (ordered channel j, pass g, context k) at ``(j * passes + g) * K + k``."""
 
     def __init__(self, order, wmag, thresholds, lo, size, freq_flat, wmean=None, version=1):

@@ -60,7 +60,7 @@ def _png(image: np.ndarray) -> str:
 def _read_upload(data: bytes) -> np.ndarray:
     from PIL import Image
 
-    from .imageio import read_image
+    from ..imageio import read_image
 
     if not data:
         raise BadRequest(400, "empty upload")
@@ -90,7 +90,7 @@ def _error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def figures(image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: float, decode_s: float) -> dict:
     """The page's figures for one coded image, computed by nkcodec's own functions."""
-    from . import metrics
+    from .. import metrics
 
     err = np.abs(image.astype(np.int16) - decoded.astype(np.int16))
     psnr = metrics.psnr(image, decoded)
@@ -109,7 +109,7 @@ def figures(image: np.ndarray, data: bytes, decoded: np.ndarray, encode_s: float
 def _peer_at_size(image: np.ndarray, fmt: str, target: int):
     """Pillow's ``fmt`` at the quality whose file size is nearest to ``target`` bytes:
     (quality, bytes, decoded image)."""
-    from .imageio import pillow_codec
+    from ..imageio import pillow_codec
 
     rgb = _as_rgb(image)
     best, lo, hi = None, 1, 100
@@ -131,7 +131,7 @@ def encode_view(upload: bytes, preset: str = "default", quality: int = 4, max_er
     """Everything the page shows for an uploaded image and settings."""
     import nkcodec
 
-    from . import metrics
+    from .. import metrics
 
     image = _read_upload(upload)
     options = {}
@@ -169,8 +169,8 @@ def _rd_points(image: np.ndarray, preset: str, options: dict) -> dict:
     """bpp and PSNR of nkcodec at every quality, and of JPEG and WebP at a few."""
     import nkcodec
 
-    from . import metrics
-    from .imageio import pillow_codec
+    from .. import metrics
+    from ..imageio import pillow_codec
 
     rgb = _as_rgb(image)
     pts = {"nkcodec": [], "jpeg": [], "webp": []}
@@ -189,8 +189,8 @@ def open_view(data: bytes) -> dict:
     """What a ``.nkc`` upload decodes to, and its ``info``."""
     import nkcodec
 
-    from .container import unpack_container
-    from .errors import NkcodecError
+    from ..format.container import unpack_container
+    from ..errors import NkcodecError
 
     if not data:
         raise BadRequest(400, "empty upload")

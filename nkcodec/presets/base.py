@@ -1,0 +1,201 @@
+"""What every preset is, and what the learned ones share.
+
+A preset is one class: its ``name`` (its id in the stream is the format's,
+:data:`nkcodec.format.container.PRESET_IDS`), the parameters its streams carry
+(``stream_params``, checked by :func:`nkcodec.format.schema.validate` before
+:meth:`Preset.decode` reads them), and ``encode(image) -> (params, sections)`` /
+``decode(header, sections) -> image``.  :class:`~nkcodec.codec.Codec` adds the input
+checks and the container around it.
+
+:class:`LatentPreset` is a learned preset that codes one latent: the analysis net, a
+latent codec (:mod:`nkcodec.coding.latent_codecs`), the synthesis net.  The batched
+pipeline (:mod:`nkcodec.pipeline`) splits it into the nets' stage and the entropy stage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..coding import rle
+from ..config import LATENT_STRIDE, QUALITIES
+from ..errors import CorruptStreamError
+from ..format.container import Header
+from ..format.schema import IMAGE
+
+__all__ = ["Preset", "LatentPreset", "split_rgb", "join_rgb", "with_image", "image_parts", "check_image_flags", "latent_hw"]
+
+
+class Preset:
+    """The interface every preset class follows (see the module docstring)."""
+
+    name: str = ""
+    stream_params: dict = {}  # {stage: {key: type}}, or a schema.Versions
+    lossless = False
+    quality_ladder = False  # True: quality 1..8 is a rate-distortion ladder (compress_to_size needs one)
+    model_id = 0  # the model a stream names (0: none)
+
+    def __init__(self, quality: int):
+        self.quality = quality
+
+    @classmethod
+    def declared_params(cls):
+        """The ``{stage: {key: type}}`` (or :class:`~nkcodec.format.schema.Versions`) its streams carry."""
+        return cls.stream_params
+
+    def encode(self, image: np.ndarray):
+        """``(params, sections)`` of a checked image."""
+        raise NotImplementedError
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        """The image of a stream whose params the schema has checked."""
+        raise NotImplementedError
+
+
+def planes(image: np.ndarray) -> np.ndarray:
+    """Channel-major view C x H x W."""
+    return image[None] if image.ndim == 2 else np.moveaxis(image, 2, 0)
+
+
+def pack_plane(plane: np.ndarray, variant: str = "nk") -> bytes:
+    """One uint8 plane, NK-RLE coded and varint-packed."""
+    return rle.pack(*rle.encode_image(plane, variant))
+
+
+def unpack_plane(data: bytes, hw: tuple, variant: str = "nk", dtype=np.uint8) -> np.ndarray:
+    """Inverse of :func:`pack_plane`."""
+    values, keys = rle.unpack(data, dtype, max_pairs=hw[0] * hw[1])
+    return rle.decode_image(values, keys, hw, variant)
+
+
+def split_rgb(image: np.ndarray):
+    """(RGB uint8 HxWx3, alpha plane or None, was_gray): gray (HxW, HxWx1) and
+    gray + alpha (HxWx2) go through the RGB nets as three equal channels."""
+    if image.ndim == 2 or image.shape[2] <= 2:
+        g = image.reshape(image.shape[0], image.shape[1], -1)
+        alpha = g[..., 1] if g.shape[2] == 2 else None
+        return np.repeat(g[..., :1], 3, axis=2), alpha, True
+    if image.shape[2] == 4:
+        return image[..., :3], image[..., 3], False
+    return image, None, False
+
+
+def join_rgb(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
+    """Inverse of :func:`split_rgb`."""
+    if gray:
+        rgb = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+    if alpha is not None:
+        return np.concatenate([rgb, alpha[..., None]], axis=2)
+    return rgb
+
+
+def with_image(params: dict, sections: list, alpha, gray: bool):
+    """A learned stream's (params, sections): the image flags added, and the alpha plane last."""
+    params["image"] = {"gray": gray, "alpha": alpha is not None}
+    if alpha is not None:
+        sections.append(pack_plane(alpha))
+    return params, sections
+
+
+def check_image_flags(header: Header) -> tuple:
+    """A stream's (gray, alpha) image flags, which must agree with its channel count."""
+    gray, has_alpha = header.params["image"]["gray"], header.params["image"]["alpha"]
+    if has_alpha != (header.channels in (2, 4)) or gray != (header.channels <= 2):
+        raise CorruptStreamError("image flags disagree with the channel count")
+    return gray, has_alpha
+
+
+def image_parts(header: Header, sections: list):
+    """Inverse of :func:`with_image`: (alpha plane or None, gray, the other sections)."""
+    if header.quality not in QUALITIES:
+        raise CorruptStreamError(f"quality {header.quality} outside {QUALITIES[0]}..{QUALITIES[-1]}")
+    gray, has_alpha = check_image_flags(header)
+    alpha = None
+    if has_alpha:
+        if not sections:
+            raise CorruptStreamError("alpha section missing")
+        alpha = unpack_plane(sections[-1], (header.height, header.width))
+        sections = sections[:-1]
+    return alpha, gray, sections
+
+
+def latent_hw(header: Header) -> tuple:
+    """The latent's (h, w) for the stream's image size."""
+    return -(-header.height // LATENT_STRIDE), -(-header.width // LATENT_STRIDE)
+
+
+def model_for(header: Header):
+    """The shipped model a stream names (RetiredModelError, CorruptStreamError)."""
+    from .. import zoo
+
+    return zoo.model_for_id(header.model_id)
+
+
+class LatentPreset(Preset):
+    """A learned preset that codes one latent, the analysis of the image's RGB
+    (:meth:`analysis_input`), with its ``latent_codec``, and decodes by the synthesis
+    of that latent, with nothing else between.  Its coding splits into the nets and
+    the entropy coding (:meth:`encode_entropy`, :meth:`decode_entropy`), which the
+    batched pipeline runs in device batches and in a pool of CPU threads;
+    :meth:`encode` and :meth:`decode` are the same two steps for one image, so both
+    paths give the same bytes and pixels."""
+
+    quality_ladder = True
+    latent_codec = None  # a LatentCodec instance: set by each subclass
+    batched_analysis = True  # analyse() is the model's encode_latent of analysis_input(), so it batches
+
+    def __init__(self, quality: int, model: str | None = None):
+        from .. import zoo
+
+        super().__init__(quality)
+        self.model_name = model or zoo.DEFAULT_MODEL
+        self._model = None
+
+    @classmethod
+    def declared_params(cls) -> dict:
+        return {**cls.latent_codec.stream_params, "image": IMAGE}
+
+    @property
+    def model(self):
+        """The loaded model (:class:`~nkcodec.nets.runtime.ModelRuntime`), loaded on first use."""
+        if self._model is None:
+            from .. import zoo
+
+            self._model = zoo.load_model(self.model_name)
+        return self._model
+
+    @property
+    def model_id(self) -> int:
+        return self.model.model_id
+
+    def analysis_input(self, image: np.ndarray) -> np.ndarray:
+        """The RGB image the analysis net sees."""
+        return split_rgb(image)[0]
+
+    def analyse(self, image: np.ndarray) -> np.ndarray:
+        """The latent to code (the nets' stage of encoding)."""
+        return self.model.encode_latent(self.analysis_input(image), self.quality)
+
+    def encode_entropy(self, image: np.ndarray, y: np.ndarray):
+        """(params, sections) of ``image`` whose latent :meth:`analyse` gave ``y``."""
+        _, alpha, gray = split_rgb(image)
+        params, sections = self.latent_codec.encode(self.model, y, self.quality)
+        return with_image(params, sections, alpha, gray)
+
+    def encode(self, image: np.ndarray):
+        return self.encode_entropy(image, self.analyse(image))
+
+    def decode_entropy(self, header: Header, sections: list):
+        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray)."""
+        alpha, gray, sections = image_parts(header, sections)
+        y = self.latent_codec.decode(model_for(header), header.params, sections, latent_hw(header), header.quality)
+        return y, alpha, gray
+
+    @staticmethod
+    def decode_finish(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
+        """The image from the synthesis' RGB and what :meth:`decode_entropy` gave."""
+        return join_rgb(rgb, alpha, gray)
+
+    def decode(self, header: Header, sections: list) -> np.ndarray:
+        y, alpha, gray = self.decode_entropy(header, sections)
+        rgb = model_for(header).decode_latent(y, header.quality, (header.height, header.width))
+        return self.decode_finish(rgb, alpha, gray)

@@ -1,0 +1,521 @@
+"""Command line: ``python -m nkcodec {encode,decode,info,bench,train}``.
+
+Every command is ``main(argv) -> int``; errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "read_image", "write_image"]
+
+from ..imageio import MODES, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
+
+
+def _outputs(inputs: list, output, suffix: str) -> list:
+    """Output path of each input: ``output`` itself for one input (or, when it is
+    an existing folder, a file in it), else ``output`` must be a folder (created)
+    and each input's name gets ``suffix`` there; without ``output``, next to the input."""
+    if output is None:
+        outs = [Path(i).with_suffix(suffix) for i in inputs]
+    elif len(inputs) == 1 and not Path(output).is_dir():
+        outs = [Path(output)]
+    else:
+        folder = Path(output)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"-o {output}: with several inputs, -o must be a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        outs = [folder / Path(i).with_suffix(suffix).name for i in inputs]
+    seen = {}
+    for i, o in zip(inputs, outs):
+        key = o.resolve()
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {i} would both be written to {o}")
+        if key == Path(i).resolve():
+            raise ValueError(f"{i}: output would overwrite the input")
+        seen[key] = i
+    return outs
+
+
+def _check_counts(args) -> None:
+    for name in ("jobs", "batch_size"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def _each(args, suffix: str, run, finish) -> int:
+    """Code every input file of ``args`` through a batched pipeline:
+    ``run(pairs)`` yields, in input order, the result of each (input, output)
+    pair or the exception it raised, and ``finish(input, output, result)``
+    writes the output and returns the line to print.  Writing runs in a
+    thread of its own, a few files behind the coding; lines are printed in
+    input order.  A failing file is reported (one line) and the others still
+    run; with one input its error is the command's.  Status 1 if any failed."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from ..errors import NkcodecError
+
+    _check_counts(args)
+    inputs = args.input
+    pairs = list(zip(inputs, _outputs(inputs, args.output, suffix)))
+    existing = [(i, o) for i, o in pairs if o.exists()]
+    if existing and args.skip_existing:  # a rerun after an interrupted batch: finish the rest
+        for i, o in existing:
+            print(f"{o}: exists, skipped", flush=True)
+        pairs = [p for p in pairs if not p[1].exists()]
+        inputs = [i for i, _ in pairs]
+    elif existing and not args.force:
+        names = ", ".join(str(o) for _, o in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise ValueError(f"{len(existing)} output(s) exist: {names}; give --force to overwrite or --skip-existing to keep them")
+    failed = 0
+    writes = deque()  # (input, future of its printed line), in input order
+
+    def report(limit):
+        nonlocal failed
+        while len(writes) > limit:
+            src, f = writes.popleft()
+            try:
+                print(f.result(), flush=True)
+            except (NkcodecError, ValueError, OSError) as e:
+                if len(inputs) == 1:
+                    raise
+                print(f"nkcodec: error: {src}: {e}", file=sys.stderr)
+                failed += 1
+
+    results = run(pairs)
+    writer = ThreadPoolExecutor(1, thread_name_prefix="nkcodec-write")
+    try:
+        for (src, out), result in zip(pairs, results):
+            if isinstance(result, Exception):
+                f = Future()
+                f.set_exception(result)
+            else:
+                f = writer.submit(finish, src, out, result)
+            writes.append((src, f))
+            report(2)
+        report(0)
+    finally:  # on an error or Ctrl-C: the pipeline stops, queued work is dropped, no partial file is left
+        close = getattr(results, "close", None)
+        if close:
+            close()
+        writer.shutdown(wait=True, cancel_futures=True)
+    if failed:
+        print(f"nkcodec: {failed} of {len(pairs)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _pipeline_options(args) -> dict:
+    """encode_many/decode_many options from --jobs and --batch-size."""
+    options = {"errors": "yield"}
+    if args.jobs is not None:
+        options["lanes"] = options["workers"] = min(args.jobs, len(args.input))
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    return options
+
+
+class _Written(str):
+    """The line a cluster worker returns for a file it has written."""
+
+
+def _on_cluster(args, mode: str, pairs: list, config: dict):
+    """Code ``pairs`` on the dask cluster of ``--scheduler`` (:mod:`nkcodec.dask`):
+    each result is the worker's line, or an NkcodecError with its error."""
+    from ..dask import client_for, code_files
+    from ..errors import NkcodecError
+
+    if getattr(args, "max_bytes", None) is not None:
+        raise ValueError("--max-bytes is not supported with --scheduler")
+    client = client_for(args.scheduler)
+    try:
+        for _, line, error in code_files(client, mode, pairs, config):
+            yield _Written(line) if error is None else NkcodecError(error)
+    finally:
+        cluster = client.cluster if args.scheduler.startswith("local:") else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _encode(args) -> int:
+    import numpy as np
+
+    import nkcodec
+
+    options = {}
+    if args.effort is not None:
+        options["effort"] = args.effort
+    if args.max_error is not None:
+        if args.preset != "near-lossless":
+            raise ValueError("--max-error applies to --preset near-lossless only")
+        options["max_error"] = args.max_error
+    shapes = {}
+
+    def load(pair):
+        image = read_image(pair[0], on_convert=lambda message: print(f"nkcodec: note: {message}", file=sys.stderr))
+        shapes[pair[0]] = image.shape
+        return image
+
+    if args.max_bytes is not None:
+        if args.quality is not None:
+            raise ValueError("give --quality or --max-bytes, not both")
+
+        def run(pairs):  # rate control codes each file several times: one after another
+            for pair in pairs:
+                try:
+                    yield nkcodec.compress_to_size(load(pair), args.max_bytes, args.preset, **options)
+                except Exception as e:
+                    yield e
+
+    else:
+        quality = 4 if args.quality is None else args.quality
+        codec = nkcodec.Codec(quality, args.preset, **options)  # one codec: the nets compile once
+
+        def run(pairs):
+            if args.scheduler:
+                return _on_cluster(args, "encode", pairs, codec.get_config())
+            return codec.encode_many(pairs, load=load, **_pipeline_options(args))
+
+    def finish(src, out, data):
+        if isinstance(data, _Written):  # a cluster worker wrote it
+            return str(data)
+        write_atomic(out, lambda tmp: tmp.write_bytes(data))
+        shape = shapes.pop(src)
+        pixels, raw = shape[0] * shape[1], int(np.prod(shape))
+        return f"{out}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp, ratio {raw / len(data):.3f}"
+
+    return _each(args, ".nkc", run, finish)
+
+
+def _decode(args) -> int:
+    import nkcodec
+
+    def run(pairs):
+        if args.scheduler:
+            return _on_cluster(args, "decode", pairs, nkcodec.Codec().get_config())
+        return nkcodec.decompress_many(pairs, load=lambda pair: Path(pair[0]).read_bytes(), **_pipeline_options(args))
+
+    def finish(src, out, image):
+        if isinstance(image, _Written):
+            return str(image)
+        write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
+        return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
+
+    return _each(args, ".png", run, finish)
+
+
+def _info(args) -> int:
+    from ..format.container import unpack_container
+
+    data = Path(args.input).read_bytes()
+    h, sections = unpack_container(data)
+    print(f"file:      {args.input} ({len(data)} bytes)")
+    print(f"format:    NKC v{h.version}")
+    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), mode {MODES[h.channels]}{' (2-D)' if h.squeeze else ''}")
+    from ..zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
+
+    def _name(i):
+        if i in RETIRED_MODELS:
+            return f"{RETIRED_MODELS[i][0]}, retired: decode with nkcodec {RETIRED_MODELS[i][1]}"
+        return MODEL_IDS.get(i, "not in this build")
+
+    model = f"model {h.model_id} ({_name(h.model_id)})" if h.model_id else "no model"
+    print(f"preset:    {h.preset}  quality {h.quality}  {model}")
+    if synthesis_of(h.model_id):
+        from ..batch import device_name
+
+        print(f"decoder:   {synthesis_of(h.model_id)}, nets on {device_name()}")
+    res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
+    if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
+        how = f"learned base at quality {res.get('base')} plus its residual (version 1)" if res.get("v") is None else f"predictive coding, no model (version {res.get('v')})"
+        print(f"bound:     every sample within {res.get('max_error')} of the original; {how}")
+    print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
+    print(f"params:    {h.params}")
+    print(f"sections:  {[len(s) for s in sections]} bytes")
+    return 0
+
+
+def _view(args) -> int:
+    from .view import serve
+
+    return serve(args.host, args.port, args.open)
+
+
+def _fuzz(args) -> int:
+    from .fuzz import main_fuzz
+
+    return main_fuzz(args)
+
+
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(images=args.images, json_path=args.json, quick=args.quick, stages=args.stages.split(","))
+    return 0
+
+
+def _train(args) -> int:
+    from ..nets.transforms import NetConfig
+    from ..fit.train import TrainConfig, train_and_evaluate
+
+    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "seed", "decay_start") if getattr(args, k) is not None}
+    mcfg = NetConfig(n=args.n, m=args.m, activation=args.activation, prior_per_quality=args.per_quality_prior)
+    tcfg = TrainConfig(**given)
+    trainer = train_and_evaluate(
+        args.data,
+        args.workdir,
+        mcfg,
+        tcfg,
+        resume=args.resume,
+        overrides=given,  # on --resume, flags given explicitly replace the checkpoint's settings
+        init=args.init,
+        eval_dir=args.eval_dir,
+        max_seconds=args.max_seconds,
+        fit_seconds=args.fit_seconds,
+    )
+    print(f"stopped at step {trainer.step}; checkpoint in {Path(args.workdir) / 'ckpt.npz'}")
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluate import run_eval
+
+    if args.published and (args.ablation or args.lossless):
+        raise ValueError("--published applies to the rate-distortion eval, not to --ablation or --lossless")
+    if args.ablation:
+        from .evaluate import run_ablation
+
+        run_ablation(args.dir, json_path=args.json)
+        return 0
+    if args.lossless:
+        from .evaluate import run_lossless
+
+        run_lossless(args.dir, json_path=args.json, plot_path=args.plot)
+        return 0
+    efforts = tuple(int(e) for e in args.effort.split(","))
+    run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper, efforts=efforts, published=args.published or ())
+    return 0
+
+
+def _compare(args) -> int:
+    import numpy as np
+
+    import nkcodec
+
+    image = read_image(args.input)
+    data = nkcodec.compress(image, quality=args.quality, preset=args.preset)
+    recon = nkcodec.decompress(data)
+    bpp = nkcodec.metrics.bpp(data, image)
+    psnr = nkcodec.metrics.psnr(image, recon)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    err = np.abs(image.astype(np.int16) - recon.astype(np.int16))
+    err = err.max(axis=2) if err.ndim == 3 else err
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    gray = "gray" if image.ndim == 2 else None
+    axes[0].imshow(image, cmap=gray)
+    axes[0].set_title("original")
+    axes[1].imshow(recon, cmap=gray)
+    axes[1].set_title(f"nkcodec {args.preset} q{args.quality}: {bpp:.3f} bpp, {psnr:.2f} dB")
+    im = axes[2].imshow(np.minimum(err * args.magnify, 255), cmap="inferno", vmin=0, vmax=255)
+    axes[2].set_title(f"|error| x{args.magnify} (max over channels)")
+    fig.colorbar(im, ax=axes[2], fraction=0.03)
+    for a in axes:
+        a.axis("off")
+    fig.tight_layout()
+    out = Path(args.output) if args.output else Path(args.input).with_name(Path(args.input).stem + "_compare.png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, PSNR {psnr:.2f} dB")
+    return 0
+
+
+def _export(args) -> int:
+    from ..fit.train import load_checkpoint
+    from ..zoo import export
+
+    trainer = load_checkpoint(args.ckpt)
+    path = export(trainer, args.output, model_id=args.model_id)
+    print(f"exported EMA weights at step {trainer.step} to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _fit_context(args) -> int:
+    from ..coding.context import LATEST, NUM_CONTEXTS
+    from ..fit.context_tables import add_to_weights, fit
+    from ..fit.train import load_images
+    from ..zoo import ModelRuntime
+
+    m = ModelRuntime(args.weights)
+    arrays = fit(m, load_images(args.data), k=args.contexts or NUM_CONTEXTS)
+    path = add_to_weights(args.weights, arrays)
+    print(f"wrote version-{LATEST} context tables ({arrays[f'v{LATEST}/freq'].size} frequencies, {int(arrays[f'v{LATEST}/images'])} images) into {path}")
+    return 0
+
+
+def _fit_exact(args) -> int:
+    from ..nets.exact_v2 import fit
+    from ..fit.train import load_images
+    from ..zoo import ModelRuntime, add_to_weights
+
+    m = ModelRuntime(args.weights)
+    arrays = fit(m, load_images(args.data))
+    path = add_to_weights(args.weights, "fixed32", arrays)
+    print(f"wrote the float32-exact synthesis (fixed-point version 2, clamps from {int(arrays['images'])} images) into {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ..presets import ALIASES, PRESETS
+
+    presets = sorted(set(PRESETS) | set(ALIASES))
+    p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    e = sub.add_parser("encode", help="compress image files to .nkc")
+    e.add_argument("input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...)")
+    e.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .nkc)")
+    e.add_argument("--quality", type=int, help="1 (smallest) .. 8 (best), default 4")
+    e.add_argument("--max-bytes", type=int, help="instead of --quality: the highest quality whose file fits in this many bytes")
+    e.add_argument("--preset", default="default", choices=presets)
+    e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
+    e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
+    e.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
+    e.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
+    e.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    e.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    e.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
+    e.set_defaults(func=_encode)
+
+    d = sub.add_parser("decode", help="decompress .nkc files to PNG")
+    d.add_argument("input", nargs="+", help=".nkc file(s)")
+    d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
+    d.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
+    d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
+    d.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    d.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    d.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
+    d.set_defaults(func=_decode)
+
+    z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")
+    z.add_argument("--fixtures", default="tests/fixtures", help="folder of valid .nkc streams to mutate (default tests/fixtures)")
+    z.add_argument("-n", "--mutations", type=int, default=10000, help="mutated streams to decode (default 10000)")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--case", type=int, help="reproduce this case of --seed here, with its traceback")
+    z.add_argument("--save", help="with --case: write the mutated stream here")
+    z.add_argument("-j", "--jobs", type=int, help="worker processes (default: one per core)")
+    z.add_argument("--time-limit", type=float, default=2.0, help="seconds a decode may take (default 2; ten times that is a hang)")
+    z.add_argument("--memory-mb", type=int, default=4096, help="address-space cap of each worker, MiB (default 4096: XLA's compiler needs room of its own)")
+    z.add_argument("--json", help="write the counts and failures here")
+    z.add_argument("--engine", choices=["seeded", "atheris"], default="seeded", help="seeded: counted, reproducible; atheris: coverage-guided libFuzzer")
+    z.add_argument("--libfuzzer", nargs="*", default=[], help="extra libFuzzer flags for --engine atheris")
+    z.set_defaults(func=_fuzz)
+
+    w = sub.add_parser("view", help="the viewer: a local web page comparing nkcodec with the original, JPEG and WebP")
+    w.add_argument("--port", type=int, default=8000)
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    w.add_argument("--open", action="store_true", help="open the page in the default browser")
+    w.set_defaults(func=_view)
+
+    i = sub.add_parser("info", help="describe a .nkc file")
+    i.add_argument("input")
+    i.set_defaults(func=_info)
+
+    b = sub.add_parser("bench", help="throughput of every stage, with peers timed in the same run")
+    b.add_argument("--images", help="folder of images (default: the samples shipped in the package)")
+    b.add_argument("--json", help="write results as JSON to this file")
+    b.add_argument("--quick", action="store_true", help="fewer repeats and a smaller synthetic stream")
+    b.add_argument("--stages", default="rle,kmeans,codec", help="comma-separated stage groups: rle, kmeans, codec, kmeans-all-pixels (slow)")
+    b.set_defaults(func=_bench)
+
+    t = sub.add_parser("train", help="train the autoencoder (resumable)")
+    t.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    t.add_argument("--workdir", default="runs/train")
+    t.add_argument("--resume", help="checkpoint .npz to continue from")
+    t.add_argument("--init", help="start from shipped weights (.npz), e.g. nkcodec/weights/nk64-1.npz")
+    t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
+    t.add_argument("--steps", type=int, help="total steps of the schedule (default 200000)")
+    t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")
+    t.add_argument(
+        "--fit-seconds",
+        type=float,
+        help="measure the step rate, then fit the rest of the schedule (hold, then cosine decay) into this much wall time",
+    )
+    t.add_argument("--batch", type=int, help="crops per step (default 16)")
+    t.add_argument("--crop", type=int, help="crop size in pixels (default 64)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
+    t.add_argument("--seed", type=int, help="seed (default 0)")
+    t.add_argument("--decay-start", type=float, help="fraction of --steps after which lr decays (cosine) to lr/20 (default 0.85)")
+    t.add_argument("--n", type=int, default=64)
+    t.add_argument("--m", type=int, default=192)
+    t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])
+    t.add_argument("--per-quality-prior", action="store_true", help="one factorized prior per quality (nk64-2 and later)")
+    t.set_defaults(func=_train)
+    v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
+    v.add_argument("dir")
+    v.add_argument("--json", help="write CompressAI-shaped results here")
+    v.add_argument("--plot", help="write the RD plot (PNG) here")
+    v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
+    v.add_argument("--effort", default="0", help="comma-separated encoder efforts of the default preset, e.g. 0,1 (default 0)")
+    v.add_argument(
+        "--published",
+        nargs="+",
+        metavar="JSON",
+        help="published results on the same images (CompressAI's JSON, e.g. ../shared/anchors/compressai_kodak/*.json): drawn dotted and compared by BD-rate, not run",
+    )
+    v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
+    v.add_argument(
+        "--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)"
+    )
+    v.set_defaults(func=_eval)
+
+    c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")
+    c.add_argument("input")
+    c.add_argument("-o", "--output")
+    c.add_argument("--quality", type=int, default=4)
+    c.add_argument("--preset", default="default", choices=presets)
+    c.add_argument("--magnify", type=int, default=8, help="error map gain")
+    c.set_defaults(func=_compare)
+
+    x = sub.add_parser("export", help="write shipped weights (EMA + integer tables) from a checkpoint")
+    x.add_argument("ckpt")
+    x.add_argument("-o", "--output", required=True)
+    x.add_argument("--model-id", type=int, required=True, help="new id for streams made with these weights")
+    x.set_defaults(func=_export)
+
+    f = sub.add_parser("fit-context", help="fit the context preset's prediction weights and tables on training images into a weights file")
+    f.add_argument("weights", help="weights file (.npz) to extend, e.g. one just exported")
+    f.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    f.add_argument("--contexts", type=int, help="contexts per channel and pass (default 16)")
+    f.set_defaults(func=_fit_context)
+    x = sub.add_parser("fit-exact", help="derive the float32-exact integer synthesis (fixed-point version 2) of a weights file")
+    x.add_argument("weights", help="weights file (.npz) to extend")
+    x.add_argument("--data", required=True, help="folder of training images (never Kodak): the activation ranges")
+    x.set_defaults(func=_fit_exact)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    from ..errors import NkcodecError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NkcodecError, ValueError, OSError, FloatingPointError) as e:
+        print(f"nkcodec: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nkcodec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # e.g. Pillow's DecompressionBombError: still one line, no traceback
+        print(f"nkcodec: error: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 2
+
