@@ -32,9 +32,9 @@ def main() -> None:
     import jax.numpy as jnp
     from flax import nnx
 
-    from nkcodec.nets import exact_v1
     from nkcodec import zoo
     from nkcodec.config import NetConfig
+    from nkcodec.nets import exact_v1
     from nkcodec.nets.transforms import CompressionModel
 
     h, w = 512, 768

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nkcodec.coding import context
 from nkcodec import zoo
+from nkcodec.coding import context
 
 
 def _latent(m, quality):

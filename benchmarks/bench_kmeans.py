@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nkcodec.coding import kmeans
 from nkcodec import metrics
+from nkcodec.coding import kmeans
 
 
 def _image(seed=0, h=256, w=384):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     import nkcodec
-    from nkcodec.imageio import read_image
     from nkcodec.dask import client_for, code_files
+    from nkcodec.imageio import read_image
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder")

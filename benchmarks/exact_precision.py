@@ -19,7 +19,7 @@ import numpy as np
 def main(argv=None) -> int:
     import nkcodec
     from nkcodec import metrics, zoo
-    from nkcodec.tools.evaluate import rgb_images, bd_rate, write_json
+    from nkcodec.tools.evaluate import bd_rate, rgb_images, write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("images", help="folder of test images (Kodak)")
@@ -60,9 +60,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     bpp = [r["bpp"] for r in rows]
-    summary = {
-        k: bd_rate(bpp, [r["psnr_float32"] for r in rows], bpp, [r[f"psnr_{k}"] for r in rows]) for k in ("exact32", "float64")
-    }
+    summary = {k: bd_rate(bpp, [r["psnr_float32"] for r in rows], bpp, [r[f"psnr_{k}"] for r in rows]) for k in ("exact32", "float64")}
     print(f"BD-rate against the float32 synthesis: exact32 {summary['exact32']:+.3f}%, float64 {summary['float64']:+.3f}%")
     write_json({"model": args.model, "images": len(images), "rows": rows, "bd_rate_vs_float32": summary}, args.json)
     return 0

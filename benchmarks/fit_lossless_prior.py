@@ -6,7 +6,7 @@ Each training photo is reduced 2x by averaging 2x2 blocks (BSDS500 photos are
 JPEGs: the averaging takes out most of their block and chroma-subsampling traces,
 so they look more like camera photos), then coded from the flat prior; every
 probability's final value is averaged in the logistic domain over the tiles that
-used it (``nkcodec.coding.nearlossless_v2.fit_prior``).  Every 20th photo is held out: those
+used it (``nkcodec.fit.lossless_prior.fit_prior``).  Every 20th photo is held out: those
 20 are the ones the design was checked on.
 
 The shipped file, ``nkcodec/weights/lossless-v2-prior.npz``, was made by this
@@ -34,7 +34,7 @@ def halved(path: Path) -> np.ndarray:
 def main(argv=None) -> int:
     from tqdm import tqdm
 
-    from nkcodec.coding import nearlossless_v2
+    from nkcodec.fit import lossless_prior
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path, help="training photos (JPEG or PNG)")
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         print(f"no photos in {args.folder}", file=sys.stderr)
         return 1
     bar = tqdm(total=len(files), unit="photo", file=sys.stderr)
-    probs, wts = nearlossless_v2.fit_prior((halved(p) for p in files), progress=lambda: bar.update())
+    probs, wts = lossless_prior.fit_prior((halved(p) for p in files), progress=lambda: bar.update())
     bar.close()
     np.savez_compressed(args.out, probs=probs.astype(np.uint16), wts=wts.astype(np.int32))
     print(f"wrote {args.out} from {len(files)} photos")

@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     import nkcodec
     from nkcodec import batch
     from nkcodec.coding import context
-    from nkcodec.imageio import folder_images, sample_images
     from nkcodec.format.container import unpack_container
+    from nkcodec.imageio import folder_images, sample_images
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", help="folder of images (default: the shipped samples)")
@@ -78,7 +78,12 @@ def main(argv=None) -> int:
         ys.setdefault(y.shape, []).append((y, im.shape[:2]))
     ys = {k: v * args.repeat for k, v in ys.items()}
     rates["synthesis batched (nets only)"] = _rate(
-        pix, lambda: [m.decode_latents([y for y, _ in g[i : i + bs]], [4] * len(g[i : i + bs]), [s for _, s in g[i : i + bs]]) for g in ys.values() for i in range(0, len(g), bs)]
+        pix,
+        lambda: [
+            m.decode_latents([y for y, _ in g[i : i + bs]], [4] * len(g[i : i + bs]), [s for _, s in g[i : i + bs]])
+            for g in ys.values()
+            for i in range(0, len(g), bs)
+        ],
     )
     ct = m.context_tables(4)
     pix1 = sum(im.shape[0] * im.shape[1] for im in imgs)

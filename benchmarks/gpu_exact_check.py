@@ -38,8 +38,8 @@ def _time(fn, repeats: int = 10) -> float:
 def main(argv=None) -> int:
     import jax
 
-    from nkcodec.nets import exact_v2
     from nkcodec import zoo
+    from nkcodec.nets import exact_v2
     from nkcodec.tools.bench import sample_images
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

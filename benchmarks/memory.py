@@ -54,8 +54,14 @@ def one(path: str, what: str, mpix: float, stream: str, preset: str = "default")
     elif what == "decode":
         nkcodec.decompress(data)
     seconds = time.perf_counter() - t
-    return {"what": what, "mpix": img.shape[0] * img.shape[1] / 1e6, "shape": list(img.shape), "seconds": seconds,
-            "bytes": len(data), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "what": what,
+        "mpix": img.shape[0] * img.shape[1] / 1e6,
+        "shape": list(img.shape),
+        "seconds": seconds,
+        "bytes": len(data),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main(argv=None) -> int:
@@ -75,7 +81,9 @@ def main(argv=None) -> int:
     stream = tempfile.NamedTemporaryFile(suffix=".nkc", delete=False).name
     for mpix in map(float, args.sizes.split(",")):
         for what in ("baseline", "encode", "decode"):
-            out = subprocess.run([sys.executable, __file__, args.image, "--one", what, str(mpix), stream, "--preset", args.preset], capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, args.image, "--one", what, str(mpix), stream, "--preset", args.preset], capture_output=True, text=True
+            )
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 return 1

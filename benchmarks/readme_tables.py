@@ -36,7 +36,14 @@ def rd_tables(path: str = "eval_kodak.json") -> str:
     out += _per_setting(
         d["curves"],
         lambda name, s: s,
-        lambda r, i: [f"{r['bpp'][i]:.3f}", f"{r['psnr'][i]:.2f}", f"{r['mse'][i]:.2f}", f"{r['cr'][i]:.1f}", f"{r['enc_mpix_s'][i]:.1f}", f"{r['dec_mpix_s'][i]:.1f}"],
+        lambda r, i: [
+            f"{r['bpp'][i]:.3f}",
+            f"{r['psnr'][i]:.2f}",
+            f"{r['mse'][i]:.2f}",
+            f"{r['cr'][i]:.1f}",
+            f"{r['enc_mpix_s'][i]:.1f}",
+            f"{r['dec_mpix_s'][i]:.1f}",
+        ],
     )
     out += ["", "| codec | BD-rate vs JPEG (optimize=True) | BD-rate vs WebP |", "|---|---|---|"]
     for name, b in d["bd_rate"].items():
@@ -89,12 +96,27 @@ def effort_table(path: str = "eval_kodak_effort.json") -> str:
 def lossless_table(path: str = "lossless_kodak.json") -> str:
     d = _load(path)
     out = ["| codec | setting | CR | bpp | PSNR dB | max error | enc MPix/s | dec MPix/s |", "|---|---|---|---|---|---|---|---|"]
-    labels = {"near-lossless": "max_error={}", "near-lossless-base6": "max_error={}, learned base q6 (version 1)", "palette": "k={}", "rle": "", "png": "Pillow default", "webp-lossless": "Pillow default",
-              "jpegxl-lossless": "effort 7 (imagecodecs)", "jpeg-ls": "near={} (CharLS, imagecodecs)"}
+    labels = {
+        "near-lossless": "max_error={}",
+        "near-lossless-base6": "max_error={}, learned base q6 (version 1)",
+        "palette": "k={}",
+        "rle": "",
+        "png": "Pillow default",
+        "webp-lossless": "Pillow default",
+        "jpegxl-lossless": "effort 7 (imagecodecs)",
+        "jpeg-ls": "near={} (CharLS, imagecodecs)",
+    }
     out += _per_setting(
         d["curves"],
         lambda name, s: labels.get(name, "{}").format(s),
-        lambda r, i: [f"{r['cr'][i]:.3f}", f"{r['bpp'][i]:.2f}", f"{r['psnr'][i]:.2f}", str(r["max_err"][i]), f"{r['enc_mpix_s'][i]:.2f}", f"{r['dec_mpix_s'][i]:.2f}"],
+        lambda r, i: [
+            f"{r['cr'][i]:.3f}",
+            f"{r['bpp'][i]:.2f}",
+            f"{r['psnr'][i]:.2f}",
+            str(r["max_err"][i]),
+            f"{r['enc_mpix_s'][i]:.2f}",
+            f"{r['dec_mpix_s'][i]:.2f}",
+        ],
     )
     return "\n".join(out)
 
@@ -120,8 +142,7 @@ def bench_table(path: str = "bench_samples.json") -> str:
         if "speedup" in s:
             notes.append(f"{s['speedup']:.2f}x one at a time; bounds: overlap {s['overlap_bound']:.2f}x, cores {s['cpu_bound']:.2f}x")
         out.append(
-            f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} "
-            f"| {pt:.1f} | {ratio} | {'; '.join(notes)} |"
+            f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} | {pt:.1f} | {ratio} | {'; '.join(notes)} |"
             if pt
             else f"| {s['stage']} | {s.get('data', '')} | {s['throughput']:.1f} {s['unit']} | {peer} |  |  | {'; '.join(notes)} |"
         )

@@ -43,20 +43,25 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 
-import numpy as np
+from .config import cpu_count
+from .errors import check_int
 
-__all__ = ["encode_pipeline", "decode_pipeline", "check_options", "done", "chunks", "OPTIONS_DOC", "default_batch_size", "default_lanes", "default_workers", "device_name", "cpu_count"]
+__all__ = [
+    "encode_pipeline",
+    "decode_pipeline",
+    "check_options",
+    "done",
+    "chunks",
+    "OPTIONS_DOC",
+    "default_batch_size",
+    "default_lanes",
+    "default_workers",
+    "device_name",
+    "cpu_count",
+]  # cpu_count: re-exported from config
 
 ERRORS = ("raise", "yield")
 POOLS = ("auto", "thread", "process")
-
-
-def cpu_count() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _backend() -> str:
@@ -79,7 +84,8 @@ def device_name() -> str:
 def default_batch_size() -> int:
     """Images per device batch: 1 on CPU (batches there measured no faster per
     pixel, docs/batch.md), 16 on an accelerator (where a batch of 16 ran the
-    synthesis 5x faster per pixel than one image, ``models/README.md``)."""
+    synthesis 5x faster per pixel than one image on an H200: ``shared/models/README.md``,
+    measured by ``benchmarks/gpu_batch_check.py``)."""
     return 1 if _backend() == "cpu" else 16
 
 
@@ -102,9 +108,7 @@ def check_options(batch_size, lanes, workers, depth, errors, pool=None):
     (batch_size, lanes, workers, depth, pool); ValueError for a bad one."""
 
     def positive(name, v):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        return int(v)
+        return check_int(v, name, 1)
 
     batch_size = positive("batch_size", default_batch_size() if batch_size is None else batch_size)
     lanes = positive("lanes", default_lanes() if lanes is None else lanes)

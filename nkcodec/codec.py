@@ -76,7 +76,7 @@ class Codec:
         return {"id": self.codec_id, "quality": self.quality, **self.options}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Codec":
+    def from_config(cls, config: dict) -> Codec:
         """Rebuild a codec from :meth:`get_config` output."""
         config = dict(config)
         cid = str(config.pop("id", ""))
@@ -161,7 +161,9 @@ def compress(image, quality: int = 4, preset: str = "default", **options) -> byt
     return Codec(quality, preset, **options).encode(image)
 
 
-def compress_many(images, quality: int = 4, preset: str = "default", *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", **options):
+def compress_many(
+    images, quality: int = 4, preset: str = "default", *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", **options
+):
     """Compress many images (any iterable): an iterator of ``.nkc`` bytes in input
     order, each the bytes :func:`compress` gives; the nets run in device batches
     while a pool of threads does the entropy coding (:meth:`Codec.encode_many`).
@@ -172,9 +174,7 @@ def compress_many(images, quality: int = 4, preset: str = "default", *, batch_si
     >>> [d[:3] for d in compress_many([np.zeros((2, 2), np.uint8)] * 2, preset="rle")]
     [b'NKC', b'NKC']
     """
-    return Codec(quality, preset, **options).encode_many(
-        images, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, load=load, errors=errors
-    )
+    return Codec(quality, preset, **options).encode_many(images, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, load=load, errors=errors)
 
 
 def decompress_many(streams, *, batch_size=None, lanes=None, workers=None, depth=None, load=None, errors="raise", pool="auto"):
@@ -200,7 +200,6 @@ def decompress_many(streams, *, batch_size=None, lanes=None, workers=None, depth
     return batch.decode_pipeline(
         streams, entropy_stage, synthesize, batch_size=batch_size, lanes=lanes, workers=workers, depth=depth, errors=errors, pool=pool, load=load
     )
-
 
 
 def compress_to_size(image, max_bytes: int, preset: str = "default", **options) -> bytes:

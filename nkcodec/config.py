@@ -38,7 +38,7 @@ class NetConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NetConfig":
+    def from_dict(cls, d: dict) -> NetConfig:
         d = dict(d)
         d["filters"] = tuple(d.get("filters", (3, 3, 3)))
         d.setdefault("prior_per_quality", False)

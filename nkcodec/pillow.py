@@ -24,16 +24,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFile
 
+from .format.container import MAGIC, VERSION
 from .imageio import MODES
 
 __all__ = ["NkcImageFile", "FORMAT", "MIME"]
 
 FORMAT, MIME = "NKC", "image/x-nkc"
-_OPTIONS = ("effort", "max_error", "base", "k", "model", "variant")  # the presets' options
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:4] == b"NKC\x01"
+    return prefix[:4] == MAGIC + bytes([VERSION])
 
 
 class NkcImageFile(ImageFile.ImageFile):
@@ -65,10 +65,11 @@ class NkcImageFile(ImageFile.ImageFile):
 
 def _save(im: Image.Image, fp, filename) -> None:
     from .codec import compress
+    from .presets import OPTIONS
 
     info = dict(im.encoderinfo)
     quality, preset = info.pop("quality", 4), info.pop("preset", "default")
-    options = {k: v for k, v in info.items() if k in _OPTIONS}  # Pillow adds keys of its own to encoderinfo
+    options = {k: v for k, v in info.items() if k in OPTIONS}  # Pillow adds keys of its own to encoderinfo
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGBA" if "transparency" in im.info or im.mode in ("PA", "RGBa", "La") else "L" if im.mode == "1" else "RGB")
     data = compress(np.asarray(im), quality, preset, **options)

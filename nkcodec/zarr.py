@@ -25,7 +25,7 @@ import numpy as np
 from numcodecs.abc import Codec as _NumcodecsCodec
 from numcodecs.compat import ensure_bytes, ensure_ndarray_like, ndarray_copy
 
-__all__ = ["NkCodec", "NkCodecZarr3", "check_chunk"]
+__all__ = ["NkCodec", "NkCodecZarr3", "check_chunk"]  # noqa: F822  (NkCodecZarr3: built on first use, below)
 
 _MANY = b"NKCN"  # N images in one chunk: magic, u32 count, then (u32 length, .nkc stream) each
 _U32 = struct.Struct("<I")
@@ -63,6 +63,8 @@ class NkCodec(_NumcodecsCodec):
 
     def encode(self, buf) -> bytes:
         a = np.asarray(ensure_ndarray_like(buf))
+        if a.dtype.hasobject:  # numcodecs' contract: an object array is a TypeError
+            raise TypeError("nkcodec cannot encode an object array; it codes uint8 image chunks")
         check_chunk(a.shape, a.dtype)
         if a.ndim < 4:
             return self._codec.encode(a)
@@ -75,6 +77,8 @@ class NkCodec(_NumcodecsCodec):
         from .codec import decompress, decompress_many
         from .errors import CorruptStreamError
 
+        if out is not None and np.asarray(out).dtype.hasobject:
+            raise TypeError("nkcodec cannot decode into an object array")
         data = ensure_bytes(buf)
         if data[:4] != _MANY:
             image = decompress(data)

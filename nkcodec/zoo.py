@@ -63,11 +63,15 @@ EXACT32_VARIANTS = {"nk64-5x": ("nk64-5", 6)}
 # Models no longer shipped (to keep the wheel small): id -> (name, last release that decodes it).
 # Id 4 was an intermediate export of nk64-5's training and never shipped.
 RETIRED_MODELS = {1: ("nk64-1", "0.1.0"), 2: ("nk64-2", "0.1.0")}
+
+
 def weights_path(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".npz" and p.exists():
         return p
     return Path(str(resources.files("nkcodec") / "weights" / f"{name}.npz"))
+
+
 def synthesis_of(model_id: int) -> str:
     """How a shipped model id decodes, without loading its weights (``""`` if not shipped)."""
     name = MODEL_IDS.get(model_id)
@@ -76,7 +80,7 @@ def synthesis_of(model_id: int) -> str:
     return SYNTHESIS_EXACT32 if name in EXACT32_VARIANTS else SYNTHESIS_EXACT64
 
 
-def model_for_id(model_id: int) -> "ModelRuntime":
+def model_for_id(model_id: int) -> ModelRuntime:
     """The shipped model a stream names by id.
 
     Raises :class:`~nkcodec.errors.RetiredModelError` for a model this build
@@ -87,7 +91,7 @@ def model_for_id(model_id: int) -> "ModelRuntime":
         name, release = RETIRED_MODELS[model_id]
         raise RetiredModelError(
             f"stream needs model {name} (id {model_id}), retired from this build; "
-            f"nkcodec {release} is the last release that decodes it (pip install \"nkcodec=={release}\")"
+            f'nkcodec {release} is the last release that decodes it (pip install "nkcodec=={release}")'
         )
     name = MODEL_IDS.get(model_id)
     if name is None:

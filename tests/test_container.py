@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from nkcodec.format.container import MAX_SIDE, Header, pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
+from nkcodec.format.container import MAX_SIDE, Header, pack_container, unpack_container
 
 from .common import check_corruption, with_fixed_crc
 

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(prefix=(), **env):
-    out = subprocess.run([*prefix, sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=600)
+    out = subprocess.run(
+        [*prefix, sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 

@@ -6,10 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from nkcodec import zoo
+from nkcodec.fit import train as T
 from nkcodec.nets import exact_v1, runtime
 from nkcodec.nets import transforms as M
-from nkcodec.fit import train as T
-from nkcodec import zoo
 
 TINY = M.NetConfig(n=8, m=12, filters=(2, 2))
 

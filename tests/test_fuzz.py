@@ -3,8 +3,8 @@ mutated streams may only decode, raise CorruptStreamError or RetiredModelError."
 
 import numpy as np
 
-from nkcodec.tools import fuzz
 from nkcodec.format.container import unpack_container
+from nkcodec.tools import fuzz
 
 from .common import FIXTURES
 

@@ -99,9 +99,7 @@ def test_product_quantizer_round_trip():
 
 def test_fixture_palette():
     img = _photo(24, 40)
-    check_backwards_compatibility(
-        "palette_v1", nkcodec.decompress, lambda: nkcodec.compress(img, preset="palette", k=16), None
-    )
+    check_backwards_compatibility("palette_v1", nkcodec.decompress, lambda: nkcodec.compress(img, preset="palette", k=16), None)
     # the encoder's bytes are pinned as well: seeded k-means++ and FAISS give the same
     # palette on every machine tried (the fixture was written on another one, 2026-11-28)
     from .common import FIXTURES

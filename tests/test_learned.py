@@ -97,8 +97,8 @@ def test_deep_corruption_learned(preset):
 
 
 def test_context_preset_needs_context_tables(tmp_path):
-    from nkcodec.nets import transforms as M
     from nkcodec.fit import train as T
+    from nkcodec.nets import transforms as M
 
     tr = T.Trainer(M.NetConfig(n=8, m=12, filters=(2, 2)), T.TrainConfig(batch=1, crop=32, steps=1))
     path = zoo.export(tr, tmp_path / "tiny.npz", model_id=90)
@@ -371,7 +371,7 @@ def test_effort_refines_the_latent_and_streams_stay_ordinary():
 def test_threads_share_a_cold_model():
     """A model (and so a Codec) may be shared by threads: a fresh model, whose nets
     and tables are all built lazily, used by 4 threads at once gives the same bytes
-    and pixels as one thread, and builds its float nets once."""
+    and pixels as one thread, and builds its analysis net once."""
     from concurrent.futures import ThreadPoolExecutor
 
     from nkcodec.coding.latent_codecs import ContextLatent
@@ -389,8 +389,8 @@ def test_threads_share_a_cold_model():
 
     m = zoo.open_model(zoo.DEFAULT_MODEL)
     builds = []
-    build = m._build_float_nets
-    m._build_float_nets = lambda: builds.append(1) or build()
+    build = m._build_analysis
+    m._build_analysis = lambda: builds.append(1) or build()
     imgs = [photo((40, 56, 3), seed) for seed in range(4)] + [photo((70, 30, 3), seed) for seed in range(4)]
     jobs = [(img, 2 + i % 3) for i, img in enumerate(imgs)]
     with ThreadPoolExecutor(4) as ex:
@@ -476,10 +476,25 @@ QUALITY_FLOOR = {
 
 @pytest.mark.parametrize("preset", ["default", "scalar", "paper", "cluster", "scalar-rle"])
 def test_quality_floor_on_real_photos(preset):
-    from nkcodec.tools.bench import sample_images
     from nkcodec.metrics import bpp, psnr
+    from nkcodec.tools.bench import sample_images
 
     for name, img in sample_images().items():
         data = nkcodec.compress(img, 4, preset)
         assert psnr(img, nkcodec.decompress(data)) >= QUALITY_FLOOR[name][preset], (name, preset)
         assert bpp(data, img) < (8.0 if preset == "paper" else 2.0)  # not by spending bits without bound (paper: no entropy coder)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (96, 160, 3)])
+def test_the_analysis_without_flax_is_the_flax_module_bit_for_bit(shape):
+    """The encoder's pure-JAX analysis (nkcodec.nets.analysis) gives the Flax module's
+    latents exactly, before rounding, at every quality: the same streams as before it."""
+    import jax.numpy as jnp
+
+    m = zoo.load_model()
+    x = np.stack([photo(shape, seed) for seed in range(2)])
+    nets = m.float_nets()
+    for q in range(1, 9):
+        pure = m._analyse(m.analysis_nets().ana, x, [q, q])
+        module = np.asarray(nets.ana(nets.state, jnp.asarray(x.astype(np.float32) / 255.0), jnp.asarray([q - 1] * 2)))
+        np.testing.assert_array_equal(pure, module)

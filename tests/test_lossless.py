@@ -11,8 +11,8 @@ import pytest
 
 import nkcodec
 from nkcodec.coding import nearlossless_v2
-from nkcodec.format.container import pack_container, unpack_container
 from nkcodec.errors import CorruptStreamError
+from nkcodec.format.container import pack_container, unpack_container
 
 from .common import check_backwards_compatibility, check_corruption, check_deep_corruption
 from .test_learned import photo

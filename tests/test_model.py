@@ -3,11 +3,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nkcodec.nets import transforms as M
-from nkcodec.fit import train as T
-from nkcodec.fit import context_tables
-from nkcodec.coding import entropy
 from nkcodec import zoo
+from nkcodec.coding import entropy
+from nkcodec.fit import context_tables
+from nkcodec.fit import train as T
+from nkcodec.nets import transforms as M
+from nkcodec.nets import weights_file
 
 TINY = M.NetConfig(n=8, m=12, filters=(2, 2))
 
@@ -211,9 +212,7 @@ def test_checkpoint_widened_to_per_quality_prior(tmp_path):
     b = T.with_per_quality_prior(a)
     assert b.model_cfg.prior_per_quality and b.step == 3
     y = jnp.asarray(np.random.default_rng(1).normal(0, 2, (2, 2, 2, 12)), jnp.float32)
-    np.testing.assert_allclose(
-        np.asarray(b.model.prior.likelihood(y, jnp.array([1, 6]))), np.asarray(a.model.prior.likelihood(y)), rtol=1e-5
-    )
+    np.testing.assert_allclose(np.asarray(b.model.prior.likelihood(y, jnp.array([1, 6]))), np.asarray(a.model.prior.likelihood(y)), rtol=1e-5)
     b.train_steps(imgs, 2)  # optimizer state (Adam moments, count) carried over and usable
     T.save_checkpoint(tmp_path / "c.npz", b)
     c = T.load_checkpoint(tmp_path / "c.npz")
@@ -231,7 +230,7 @@ def test_fit_context_tables_into_weights(tmp_path):
     before = dict(np.load(path))
     m = zoo.ModelRuntime(path)
     arrays = context_tables.fit(m, _images(4, seed=3), k=3, progress=False)
-    context_tables.add_to_weights(path, arrays)
+    weights_file.add_to_weights(path, "ctx", arrays)
     after = dict(np.load(path))
     for key, v in before.items():
         np.testing.assert_array_equal(after[key], v)
@@ -241,6 +240,6 @@ def test_fit_context_tables_into_weights(tmp_path):
     y = m2.encode_latent(_images(1, seed=8)[0], 5)
     params, sections = context.code_latent(ct, y)
     np.testing.assert_array_equal(context.decode_latent(ct, params, sections, y.shape[:2]), y.reshape(-1, TINY.m))
-    context_tables.add_to_weights(path, {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
+    weights_file.add_to_weights(path, "ctx", {"v9/x": np.zeros(3)})  # another version's arrays leave v2's alone
     again = dict(np.load(path))
     assert all(np.array_equal(again[key], after[key]) for key in after) and "ctx/v9/x" in again

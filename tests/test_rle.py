@@ -15,9 +15,7 @@ def runs_arrays(dtype):
     info = np.iinfo(dtype)
     value = st.one_of(st.sampled_from([info.min, info.max, 0]), st.integers(info.min, info.max))
     run = st.tuples(value, st.integers(1, 300))
-    return st.lists(run, max_size=40).map(
-        lambda rs: np.concatenate([np.full(n, v, dtype) for v, n in rs]) if rs else np.empty(0, dtype)
-    )
+    return st.lists(run, max_size=40).map(lambda rs: np.concatenate([np.full(n, v, dtype) for v, n in rs]) if rs else np.empty(0, dtype))
 
 
 @pytest.mark.parametrize("dtype", INT_DTYPES)

@@ -8,9 +8,9 @@ import pytest
 
 import nkcodec
 from nkcodec import presets
+from nkcodec.errors import CorruptStreamError
 from nkcodec.format import schema
 from nkcodec.format.container import pack_container, unpack_container
-from nkcodec.errors import CorruptStreamError
 
 from .common import FIXTURES
 
@@ -34,7 +34,19 @@ def test_every_fixture_passes_the_schema(name):
     assert set(presets.schema_for(header.preset, header.params)) == set(header.params)
 
 
-@pytest.mark.parametrize("name", ["rle_v1.nkc", "palette_v1.nkc", "context-ctx2_v1_model3.nkc", "near-lossless_v1_model6.nkc", "near-lossless-v2-rgba_v1.nkc", "scalar-rle_v1_model5.nkc", "cluster_v1_model6.nkc", "paper_v1_model6.nkc"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rle_v1.nkc",
+        "palette_v1.nkc",
+        "context-ctx2_v1_model3.nkc",
+        "near-lossless_v1_model6.nkc",
+        "near-lossless-v2-rgba_v1.nkc",
+        "scalar-rle_v1_model5.nkc",
+        "cluster_v1_model6.nkc",
+        "paper_v1_model6.nkc",
+    ],
+)
 def test_each_broken_field_is_named(name):
     header, sections = unpack_container((FIXTURES / name).read_bytes())
     for stage, key in _fields(header.params):
@@ -95,6 +107,6 @@ def test_flat_images_the_cheapest_streams_still_decode(preset, value):
     import numpy as np
 
     img = np.full((1024, 768, 3), value, np.uint8)
-    for q in ((1, 8) if preset != "near-lossless" else (4,)):
+    for q in (1, 8) if preset != "near-lossless" else (4,):
         data = nkcodec.compress(img, q, preset)
         assert nkcodec.decompress(data).shape == img.shape

@@ -15,8 +15,8 @@ from PIL import Image
 
 import nkcodec
 from nkcodec import metrics
-from nkcodec.tools import view
 from nkcodec.imageio import sample_images
+from nkcodec.tools import view
 
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

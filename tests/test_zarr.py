@@ -27,11 +27,7 @@ def _fresh(code: str) -> str:
 
 
 def test_found_by_id_without_an_import():
-    out = _fresh(
-        "import sys, numcodecs\n"
-        "c = numcodecs.get_codec({'id': 'nkcodec', 'quality': 2, 'preset': 'rle'})\n"
-        "print(type(c).__module__, c.get_config())"
-    )
+    out = _fresh("import sys, numcodecs\nc = numcodecs.get_codec({'id': 'nkcodec', 'quality': 2, 'preset': 'rle'})\nprint(type(c).__module__, c.get_config())")
     assert out.split(" ", 1)[0] == "nkcodec.zarr"
     assert "'quality': 2" in out and "'preset': 'rle'" in out
 
@@ -101,3 +97,18 @@ def test_wrong_dtype_or_chunks_fail_when_the_array_is_created(tmp_path):
         z2 = zarr.create_array(str(tmp_path / "v2.zarr"), shape=(8, 8), dtype="float32", compressors=NkCodec(), filters=None, zarr_format=2)
         with pytest.raises(ValueError, match="uint8"):  # format 2 has no creation hook: the first write fails
             z2[:] = 1.0
+
+
+@pytest.mark.parametrize("preset, options", [("rle", {}), ("near-lossless", {"max_error": 0})])
+def test_numcodecs_conformance(preset, options):
+    """numcodecs' own conformance helpers that apply to an image codec (exact presets,
+    so that the arrays come back equal; 1-D byte buffers are not images)."""
+    from numcodecs.tests.common import check_config, check_encode_decode_array, check_err_encode_object_buffer
+
+    codec = NkCodec(quality=3, preset=preset, **options)
+    for chunk in (photo((24, 40, 3)), photo((17, 9)), np.stack([photo((16, 16, 4), seed=s) for s in range(3)])):
+        check_encode_decode_array(chunk, codec)
+    check_config(codec)
+    check_err_encode_object_buffer(codec)
+    with pytest.raises(TypeError):
+        codec.decode(codec.encode(photo((8, 8, 3))), out=np.empty((8, 8, 3), dtype=object))

@@ -35,16 +35,27 @@ Examples
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
-from .entropy import TABLE_TOTAL
-
-from .entropy import MAX_LATENT
 from ..errors import CorruptStreamError
+from .entropy import MAX_LATENT, TABLE_TOTAL
 
-__all__ = ["ContextTables", "contexts", "code_latent", "decode_latent", "stream_version", "table_keys", "pass_map", "coding_tiles", "neighbours4", "round_shift", "LATEST", "NUM_CONTEXTS", "CODING_TILE"]
+__all__ = [
+    "ContextTables",
+    "contexts",
+    "code_latent",
+    "decode_latent",
+    "stream_version",
+    "table_keys",
+    "pass_map",
+    "coding_tiles",
+    "neighbours4",
+    "round_shift",
+    "LATEST",
+    "NUM_CONTEXTS",
+    "CODING_TILE",
+]
 
 LATEST = 2  # context model version written by fit() and used by the encoder
 NUM_CONTEXTS = 16  # contexts per (channel, pass) for version 2 (version 1 files use 8)
@@ -240,7 +251,7 @@ class ContextTables:
         return [v for v, p in _PREFIX.items() if p + "order" in arrays]
 
     @classmethod
-    def from_arrays(cls, arrays: dict, model_tables: list, quality: int, version: int = 1) -> "ContextTables":
+    def from_arrays(cls, arrays: dict, model_tables: list, quality: int, version: int = 1) -> ContextTables:
         """The ContextTables of ``quality`` from a weights file's ``ctx/`` group;
         ``model_tables[q-1]`` is the model's own ``tables_for(q)`` (it gives each
         channel's table size, hence where each quality's rows start)."""

@@ -96,7 +96,9 @@ def check_length(nbytes: int, bits: float, what: str) -> None:
     truncated stream in time proportional to its length.  The margin covers
     the coder's state (up to 64 bits) and its fixed-point rounding."""
     if 0.98 * bits - 128 > 8 * nbytes:
-        raise CorruptStreamError(f"{what} of {nbytes} bytes is too short for the image the header declares (it needs at least {int(0.98 * bits - 128) // 8} bytes)")
+        raise CorruptStreamError(
+            f"{what} of {nbytes} bytes is too short for the image the header declares (it needs at least {int(0.98 * bits - 128) // 8} bytes)"
+        )
 
 
 def escape_count(params, limit: int) -> int:
@@ -132,7 +134,7 @@ class IntTables:
         return self._min_bits
 
     @classmethod
-    def from_counts(cls, counts: np.ndarray) -> "IntTables":
+    def from_counts(cls, counts: np.ndarray) -> IntTables:
         """Quantise symbol counts (K, W) to tables; every symbol keeps frequency >= 1."""
         counts = np.atleast_2d(np.asarray(counts, np.float64))
         return cls(np.stack([_table_row(c) for c in counts]), np.full(counts.shape[0], counts.shape[1]))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check_int
+
 __all__ = [
     "MAX_K",
     "fit",
@@ -57,11 +59,7 @@ def _check_data(data, name: str = "data") -> np.ndarray:
 
 
 def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"k must be an integer, got {k!r}")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
-    return int(k)
+    return check_int(k, "k", 1, MAX_K)
 
 
 def subsample(data: np.ndarray, max_points: int, seed: int) -> np.ndarray:
@@ -225,7 +223,7 @@ class ProductQuantizer:
         self.d, self.m, self.nbits = d, m, nbits
         self._pq = _faiss().ProductQuantizer(d, m, nbits)
 
-    def train(self, data, max_points: int = DEFAULT_MAX_POINTS, seed: int = 0) -> "ProductQuantizer":
+    def train(self, data, max_points: int = DEFAULT_MAX_POINTS, seed: int = 0) -> ProductQuantizer:
         x = _check_data(data)
         if x.shape[1] != self.d:
             raise ValueError(f"data has {x.shape[1]} dimensions, expected {self.d}")
@@ -240,7 +238,7 @@ class ProductQuantizer:
         return faiss.vector_to_array(self._pq.centroids).reshape(self.m, 1 << self.nbits, self.d // self.m)
 
     @classmethod
-    def from_centroids(cls, centroids: np.ndarray) -> "ProductQuantizer":
+    def from_centroids(cls, centroids: np.ndarray) -> ProductQuantizer:
         m, ksub, dsub = centroids.shape
         pq = cls(m * dsub, m, int(ksub).bit_length() - 1)
         _faiss().copy_array_to_vector(np.ascontiguousarray(centroids, np.float32).ravel(), pq._pq.centroids)

@@ -28,8 +28,7 @@ from ..errors import CorruptStreamError
 from ..format.limits import MAX_PIXELS
 from ..format.schema import COUNT, Int
 from . import rle
-from .entropy import MAX_LATENT, check_length, decode_adaptive, decode_symbols, encode_adaptive, encode_symbols
-from .entropy import escape_count, from_symbols, to_symbols
+from .entropy import MAX_LATENT, check_length, decode_adaptive, decode_symbols, encode_adaptive, encode_symbols, escape_count, from_symbols, to_symbols
 from .kmeans import MAX_K
 from .varint import pack as pack_varints
 from .varint import unpack as unpack_varints

@@ -46,9 +46,8 @@ import functools
 
 import numpy as np
 
+from ..errors import CorruptStreamError, check_int
 from .entropy import PRECISION, TABLE_TOTAL
-
-from ..errors import CorruptStreamError
 
 __all__ = ["MAX_ERROR", "THETAS", "check_max_error", "decode", "encode", "table_bank"]
 
@@ -181,9 +180,7 @@ def residual_tiles(h: int, w: int) -> list:
 
 def check_max_error(max_error) -> int:
     """``max_error`` as an int, or ValueError naming the allowed range."""
-    if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= MAX_ERROR:
-        raise ValueError(f"max_error must be an integer in 0..{MAX_ERROR}, got {max_error!r}")
-    return int(max_error)
+    return check_int(max_error, "max_error", 0, MAX_ERROR)
 
 
 def _encode_tile(r: np.ndarray, base: np.ndarray, lengths, out: dict) -> None:

@@ -54,17 +54,17 @@ True
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 import numba
 import numpy as np
 
-from ..errors import CorruptStreamError
+from ..config import cpu_count
+from ..errors import CorruptStreamError, check_int
 from ..format.limits import check_image
 from .nearlossless_v1 import check_max_error  # version 1's bound is version 2's: one check
 
-__all__ = ["encode", "decode", "tiles", "min_bytes", "prior", "fit_prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
+__all__ = ["encode", "decode", "tiles", "min_bytes", "prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
 
 VERSION = 2  # the near-lossless residual version this module writes and reads
 TILE_ROWS = 256  # pixels per coding tile: each tile is coded on its own (bounded memory, parallel threads)
@@ -302,7 +302,9 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
             for x in range(w):  # the row above's part of every sub-predictor's error window
                 px = x + 2
                 for k in range(nsub):
-                    rowf[x, k] = 2 * (perr[py - 1, px, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k]) + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
+                    rowf[x, k] = (
+                        2 * (perr[py - 1, px, k] + perr[py - 1, px - 1, k] + perr[py - 1, px + 1, k]) + perr[py - 1, px - 2, k] + perr[py - 1, px + 2, k]
+                    )
             for x in range(w):
                 px = x + 2
                 # neighbours (plane values), with fallbacks at the edges
@@ -404,7 +406,14 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                     p += cor // 16 if cor >= 0 else -((-cor) // 16)
                     a += 2 * abs(err[prev, py, px])
                 q = qbins[min(a, _ACT_TABLE - 1)]
-                tex = (1 if 8 * n > p else 0) | (2 if 8 * wv > p else 0) | (4 if 8 * nw > p else 0) | (8 if 8 * ne > p else 0) | (16 if ew > 0 else 0) | (32 if en > 0 else 0)
+                tex = (
+                    (1 if 8 * n > p else 0)
+                    | (2 if 8 * wv > p else 0)
+                    | (4 if 8 * nw > p else 0)
+                    | (8 if 8 * ne > p else 0)
+                    | (16 if ew > 0 else 0)
+                    | (32 if en > 0 else 0)
+                )
                 bc = q * 64 + tex
                 bias = 0
                 if bcnt[bc] > 0:
@@ -482,7 +491,7 @@ _PRIOR = []
 
 
 def prior():
-    """The shipped starting state of every tile (:func:`fit_prior` on the training
+    """The shipped starting state of every tile (:func:`nkcodec.fit.lossless_prior.fit_prior` on the training
     photos): (probabilities int32, mixer weights int64).  Streams of version 2 decode
     with exactly this file, so it never changes; a new prior is a new version."""
     if not _PRIOR:
@@ -500,37 +509,6 @@ def _state():
     """A fresh copy of the prior, for one tile."""
     probs, wts = prior()
     return probs.copy(), wts.copy()
-
-
-def fit_prior(images, progress=None) -> tuple:
-    """Count a prior on training images: each tile is coded from the flat prior,
-    and every probability's final value is averaged in the logistic domain over the
-    tiles that used it (the mixer weights over all tiles).  Returns (probs, wts)
-    int64, for :data:`PRIOR_FILE`."""
-    sums = np.zeros(_PROBS_SHAPE, np.int64)
-    used = np.zeros(_PROBS_SHAPE, np.int64)
-    wsum = np.zeros(_WTS_SHAPE, np.int64)
-    n = 0
-    for image in images:
-        image = _as_hwc(image)
-        planes, chroma = _layout(image.shape[2])
-        steps = _steps(image.shape[2], 0)
-        for t in tiles(*image.shape[:2]):
-            tile = np.ascontiguousarray(image[t])
-            probs, wts = flat_prior()
-            buf = np.empty(tile.size * 4 + 1024, np.uint8)
-            _code_tile(tile, np.empty_like(tile), planes, chroma, steps, buf, _TABLES, probs, wts, True)
-            hit = probs != _ONE // 2
-            sums += np.where(hit, _STRETCH[probs >> 4], 0)
-            used += hit
-            wsum += wts
-            n += 1
-        if progress is not None:
-            progress()
-    mean = np.where(used > 0, sums // np.maximum(used, 1), 0)
-    probs = np.clip(_SQUASH[np.clip(mean, -2047, 2047) + 2048] << 4, 64, _ONE - 64)
-    probs = np.where(used > 0, probs, _ONE // 2)
-    return probs.astype(np.int64), (wsum // max(n, 1)).astype(np.int64)
 
 
 def min_bytes(samples: int) -> int:
@@ -579,7 +557,7 @@ _ACTIVE_LOCK = threading.Lock()
 
 
 def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cpu_count()
 
 
 @contextlib.contextmanager
@@ -587,8 +565,7 @@ def _tile_threads(threads):
     """The number of tile threads for one call: ``threads`` when given, else the
     cores shared among the calls running at once, so that a pool of callers
     (``compress_many``, Dask) does not multiply threads, or tile memory, by the cores."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    threads = check_int(threads, "threads", 1, none=True)
     with _ACTIVE_LOCK:
         _ACTIVE[0] += 1
         running = _ACTIVE[0]

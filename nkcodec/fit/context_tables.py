@@ -4,13 +4,11 @@ file.  The runtime coder never imports this module."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..coding.context import MAX_WEIGHT, NUM_CONTEXTS, WEIGHT_BITS, contexts, neighbours4, pass_map, round_shift
 
-__all__ = ["fit", "add_to_weights", "PSEUDO_COUNTS"]
+__all__ = ["fit", "PSEUDO_COUNTS"]
 
 PSEUDO_COUNTS = 16.0  # spread like the model's own table: keeps rare contexts sane
 
@@ -26,8 +24,8 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
     the tables are counts of ``y_j - mu_j`` per context."""
     from tqdm import tqdm
 
-    from ..config import NUM_QUALITIES, QUALITIES
     from ..coding.entropy import TABLE_TOTAL, quantize_pmf, to_symbols
+    from ..config import NUM_QUALITIES, QUALITIES
 
     M = m.latent_channels
     out = {key: [] for key in ("order", "wmag", "wmean", "thresholds")}
@@ -94,11 +92,3 @@ def fit(m, images: list, k: int = NUM_CONTEXTS, progress: bool = True) -> dict:
         "v2/freq": np.concatenate(rows).astype(np.uint16),
         "v2/images": np.asarray(len(images), np.int64),
     }
-
-
-def add_to_weights(path, arrays: dict) -> Path:
-    """Write (or replace) context arrays in the ``ctx/`` group of a weights
-    file; every other array, other context versions included, is kept as it is."""
-    from ..zoo import add_to_weights as add
-
-    return add(path, "ctx", arrays)

@@ -164,7 +164,7 @@ def _flat(tree) -> list:
     return [np.asarray(v) for v in jax.tree.leaves(tree)]
 
 
-def save_checkpoint(path, trainer: "Trainer") -> None:
+def save_checkpoint(path, trainer: Trainer) -> None:
     """Atomically write the whole training state to ``path`` (.npz)."""
     path = Path(path)
     arrays = {}
@@ -184,7 +184,7 @@ def save_checkpoint(path, trainer: "Trainer") -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
+def load_checkpoint(path, overrides: dict | None = None) -> Trainer:
     """Rebuild a :class:`Trainer` exactly as :func:`save_checkpoint` left it.
 
     ``overrides`` replaces training-config fields (e.g. ``{"lr": 1e-4}`` to
@@ -207,7 +207,7 @@ def load_checkpoint(path, overrides: dict | None = None) -> "Trainer":
     return trainer
 
 
-def init_from_weights(trainer: "Trainer", path) -> None:
+def init_from_weights(trainer: Trainer, path) -> None:
     """Start from shipped weights (parameters and EMA; fresh optimizer state).
 
     Weights with a shared prior can seed a model with one prior per quality
@@ -237,7 +237,7 @@ def _tile_prior(a):
     return np.tile(np.asarray(a), (NUM_QUALITIES,) + (1,) * (np.ndim(a) - 1))
 
 
-def with_per_quality_prior(old: "Trainer") -> "Trainer":
+def with_per_quality_prior(old: Trainer) -> Trainer:
     """Convert a shared-prior training state to one prior per quality.
 
     Parameters, Adam moments and the EMA of the prior are copied to every

@@ -35,7 +35,19 @@ import math
 
 import numpy as np
 
-__all__ = ["FRAC_BITS", "LATENT_LIMIT", "ACT_LIMIT", "bound_check", "quantize", "synthesize", "XlaSynthesis", "floor_half", "FIXED_VERSION", "softplus", "depth_to_space"]
+__all__ = [
+    "FRAC_BITS",
+    "LATENT_LIMIT",
+    "ACT_LIMIT",
+    "bound_check",
+    "quantize",
+    "synthesize",
+    "XlaSynthesis",
+    "floor_half",
+    "FIXED_VERSION",
+    "softplus",
+    "depth_to_space",
+]
 
 FIXED_VERSION = 1  # bump if the arithmetic below changes (old weights keep their version)
 FRAC_BITS = 12  # fractional bits of every activation
@@ -80,7 +92,7 @@ def quantize(params: dict, activation: str = "gdn", prefix: str = "g_s", layers:
         k = np.asarray(params[f"{prefix}/convs/{i}/kernel/.value"], np.float64)  # (kh, kw, cin, cout)
         b = np.asarray(params[f"{prefix}/convs/{i}/bias/.value"], np.float64)
         s = _channel_shift(k, (0, 1, 2))
-        out[f"conv{i}/kernel"] = floor_half(k * 2.0 ** s)
+        out[f"conv{i}/kernel"] = floor_half(k * 2.0**s)
         out[f"conv{i}/bias"] = floor_half(b * 2.0 ** (s + FRAC_BITS))
         out[f"conv{i}/shift"] = s
         if i < layers - 1 and activation == "gdn":

@@ -90,7 +90,6 @@ __all__ = [
     "mult_range",
     "r_limit",
     "float_synthesis",
-    "fit",
 ]
 
 VERSION = 2  # the arithmetic of this module; version 1 is nkcodec.nets.exact_v1
@@ -292,28 +291,6 @@ def float_synthesis(params: dict, y: np.ndarray, quality: int, stats: dict | Non
             rec(f"gdn{i}", a)
         i += 1
     return a + 0.5
-
-
-def fit(m, images: list, progress: bool = True) -> dict:
-    """Version-2 parameters for a :class:`~nkcodec.nets.runtime.ModelRuntime`: the
-    activation maxima of its float synthesis on the latents of ``images``
-    (training photos, never Kodak) at every quality, then :func:`quantize`."""
-    from tqdm import tqdm
-
-    from ..config import NUM_QUALITIES, QUALITIES
-
-    params = m.params
-    stats = {}
-    bar = tqdm(total=NUM_QUALITIES * len(images), desc="activation ranges", disable=not progress)
-    for q in QUALITIES:
-        for im in images:
-            float_synthesis(params, m.encode_latent(im, q), q, stats)
-            bar.update(1)
-    bar.close()
-    out = quantize(params, stats)
-    out["images"] = np.asarray(len(images), np.int64)
-    out.update({f"range/{key}": np.asarray(v, np.float64) for key, v in stats.items()})  # to re-derive the clamps
-    return out
 
 
 def _check(fx: dict) -> None:

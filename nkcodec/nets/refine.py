@@ -20,7 +20,7 @@ Nothing changes for the decoder: a refined stream is an ordinary ``context``
 stream.  The float32 arithmetic only steers the encoder; the bytes it writes
 still decode bit-exactly everywhere.
 
-Tuned on 3 training photos (``runs/rdo.py``, never Kodak): 12 steps at learning
+Tuned on 3 training photos (never Kodak; the tuning script was not kept): 12 steps at learning
 rate 3e-3 gave +0.05 to +0.08 dB at the same rate (q1, q4, q8); 40 steps at 1e-3,
 +0.07 to +0.10 dB for three times the time.
 """

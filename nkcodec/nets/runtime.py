@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import threading
-
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -91,6 +91,21 @@ class ModelRuntime:
         analysis before rounding), ``dec`` (float synthesis) and ``bits`` (rate estimate)."""
         return _once(self.__dict__, "_nets", self._build_float_nets)
 
+    def analysis_nets(self):
+        """The jitted analysis without Flax (:mod:`.analysis`), built once: ``params``
+        (its arrays), ``enc`` (rounded) and ``ana`` (before rounding), each called as
+        ``fn(params, x, q)``; the same latents as the Flax module's (tested)."""
+        return _once(self.__dict__, "_analysis", self._build_analysis)
+
+    def _build_analysis(self):
+        import jax.numpy as jnp
+
+        from .analysis import analysis_params, make_analysis
+
+        enc, ana = make_analysis(self.config.activation)
+        params = {k: jnp.asarray(v) for k, v in analysis_params(self._params).items()}
+        return SimpleNamespace(params=params, enc=enc, ana=ana)
+
     def _build_float_nets(self):
         import jax
         import jax.numpy as jnp
@@ -122,8 +137,6 @@ class ModelRuntime:
         def bits(state, y, q):
             m = nnx.merge(graphdef, state)
             return -jnp.sum(jnp.log2(m.prior.likelihood(y.astype(jnp.float32), q)))
-
-        from types import SimpleNamespace
 
         return SimpleNamespace(graphdef=graphdef, state=state, enc=enc, ana=ana, dec=dec, bits=bits)
 
@@ -181,7 +194,7 @@ class ModelRuntime:
         """
         h, w = image.shape[:2]
         x = _pad_edge(image, _bucket(h), _bucket(w))
-        fn = self.float_nets().enc if rounded else self.float_nets().ana
+        fn = self.analysis_nets().enc if rounded else self.analysis_nets().ana
 
         def run(window):
             return self._analyse(fn, window[None], [quality])[0]
@@ -203,15 +216,14 @@ class ModelRuntime:
         in one batch of the network: the same latents (tested)."""
         hb, wb = self.analysis_key(images[0].shape)
         x = np.stack([_pad_edge(im, hb, wb) for im in images])
-        y = self._analyse(self.float_nets().enc, x, [quality] * len(images))
+        y = self._analyse(self.analysis_nets().enc, x, [quality] * len(images))
         return [y[i, : -(-im.shape[0] // S), : -(-im.shape[1] // S)] for i, im in enumerate(images)]
 
     def _analyse(self, fn, x: np.ndarray, qualities: list) -> np.ndarray:
         import jax.numpy as jnp
 
-        nets = self.float_nets()
         q = jnp.asarray(np.asarray(qualities, np.int32) - 1)
-        return np.asarray(fn(nets.state, jnp.asarray(x.astype(np.float32) / 255.0), q))
+        return np.asarray(fn(self.analysis_nets().params, jnp.asarray(x.astype(np.float32) / 255.0), q))
 
     def estimate_bits(self, y: np.ndarray, quality: int) -> float:
         """Bits the float prior assigns to an integer latent (the training-time rate estimate)."""
@@ -310,5 +322,3 @@ def _tiled(run, x: np.ndarray, out_shape: tuple, scale_in: int, scale_out: int, 
             s = scale_out
             out[s * i0 : s * i1, s * j0 : s * j1] = t[s * (i0 - a0) : s * (i1 - a0), s * (j0 - b0) : s * (j1 - b0)]
     return out
-
-

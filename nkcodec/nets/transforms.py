@@ -42,6 +42,7 @@ __all__ = [
     "NUM_QUALITIES",
 ]
 
+
 def depth_to_space(x, r: int = 2):
     """(B, H, W, r*r*C) -> (B, r*H, r*W, C)."""
     b, h, w, c = x.shape
@@ -86,9 +87,7 @@ class Analysis(nnx.Module):
     def __init__(self, cfg: NetConfig, rngs: nnx.Rngs):
         chans = (3, cfg.n, cfg.n, cfg.n, cfg.m)
         k = cfg.kernel_a
-        self.convs = nnx.List(
-            [nnx.Conv(chans[i], chans[i + 1], (k, k), strides=2, rngs=rngs) for i in range(4)]
-        )
+        self.convs = nnx.List([nnx.Conv(chans[i], chans[i + 1], (k, k), strides=2, rngs=rngs) for i in range(4)])
         self.acts = nnx.List([_act(cfg, cfg.n, False) for _ in range(3)])
 
     def __call__(self, x):
@@ -105,9 +104,7 @@ class Synthesis(nnx.Module):
     def __init__(self, cfg: NetConfig, rngs: nnx.Rngs):
         chans = (cfg.m, cfg.n, cfg.n, cfg.n, 3)
         k = cfg.kernel_s
-        self.convs = nnx.List(
-            [nnx.Conv(chans[i], 4 * chans[i + 1], (k, k), rngs=rngs) for i in range(4)]
-        )
+        self.convs = nnx.List([nnx.Conv(chans[i], 4 * chans[i + 1], (k, k), rngs=rngs) for i in range(4)])
         self.acts = nnx.List([_act(cfg, cfg.n, True) for _ in range(3)])
 
     def __call__(self, y):

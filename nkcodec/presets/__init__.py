@@ -31,10 +31,7 @@ from .pixels import PalettePreset, RlePreset
 
 __all__ = ["PRESETS", "ALIASES", "OPTIONS", "Preset", "LatentPreset", "resolve", "decoder_for", "check_decoded", "schema_for", "decode_stream"]
 
-PRESETS = {
-    cls.name: cls
-    for cls in (RlePreset, PalettePreset, ScalarPreset, ContextPreset, PaperPreset, ScalarRlePreset, ClusterPreset, NearLosslessPreset)
-}
+PRESETS = {cls.name: cls for cls in (RlePreset, PalettePreset, ScalarPreset, ContextPreset, PaperPreset, ScalarRlePreset, ClusterPreset, NearLosslessPreset)}
 if set(PRESETS) != set(PRESET_IDS):  # pragma: no cover - a development error
     raise ImportError(f"presets {sorted(set(PRESETS) ^ set(PRESET_IDS))} lack a class or a format id")
 if not all(cls.declared_params() for cls in PRESETS.values()):  # pragma: no cover - a development error

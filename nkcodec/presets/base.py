@@ -22,7 +22,7 @@ from ..errors import CorruptStreamError
 from ..format.container import Header
 from ..format.schema import IMAGE
 
-__all__ = ["Preset", "LatentPreset", "split_rgb", "join_rgb", "with_image", "image_parts", "check_image_flags", "latent_hw"]
+__all__ = ["Preset", "LatentPreset", "split_rgb", "join_rgb", "with_image", "image_parts", "check_image_flags", "latent_hw", "model_for", "ModelOption"]
 
 
 class Preset:
@@ -130,7 +130,29 @@ def model_for(header: Header):
     return zoo.model_for_id(header.model_id)
 
 
-class LatentPreset(Preset):
+class ModelOption:
+    """The ``model`` option of the presets that use a learned model: a shipped model's
+    name (default: ``zoo.DEFAULT_MODEL``), loaded on first use (a codec that never
+    codes needs no weights)."""
+
+    def __init__(self, quality: int, model: str | None = None):
+        from .. import zoo
+
+        super().__init__(quality)
+        self.model_name = model or zoo.DEFAULT_MODEL
+        self._model = None
+
+    @property
+    def model(self):
+        """The loaded model (:class:`~nkcodec.nets.runtime.ModelRuntime`)."""
+        if self._model is None:
+            from .. import zoo
+
+            self._model = zoo.load_model(self.model_name)
+        return self._model
+
+
+class LatentPreset(ModelOption, Preset):
     """A learned preset that codes one latent, the analysis of the image's RGB
     (:meth:`analysis_input`), with its ``latent_codec``, and decodes by the synthesis
     of that latent, with nothing else between.  Its coding splits into the nets and
@@ -143,25 +165,9 @@ class LatentPreset(Preset):
     latent_codec = None  # a LatentCodec instance: set by each subclass
     batched_analysis = True  # analyse() is the model's encode_latent of analysis_input(), so it batches
 
-    def __init__(self, quality: int, model: str | None = None):
-        from .. import zoo
-
-        super().__init__(quality)
-        self.model_name = model or zoo.DEFAULT_MODEL
-        self._model = None
-
     @classmethod
     def declared_params(cls) -> dict:
         return {**cls.latent_codec.stream_params, "image": IMAGE}
-
-    @property
-    def model(self):
-        """The loaded model (:class:`~nkcodec.nets.runtime.ModelRuntime`), loaded on first use."""
-        if self._model is None:
-            from .. import zoo
-
-            self._model = zoo.load_model(self.model_name)
-        return self._model
 
     @property
     def model_id(self) -> int:

@@ -18,14 +18,14 @@ from ..config import QUALITIES
 from ..errors import CorruptStreamError, check_int
 from ..format.container import Header
 from ..format.schema import COUNT, IMAGE, Int, Versions
-from .base import Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
+from .base import ModelOption, Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
 
 __all__ = ["NearLosslessPreset"]
 
 _BASE_LATENT = ContextLatent()  # version 1's base image: the context preset's latent
 
 
-class NearLosslessPreset(Preset):
+class NearLosslessPreset(ModelOption, Preset):
     """Bounded error: every sample within ``max_error`` of the original (see the module docstring)."""
 
     name = "near-lossless"
@@ -42,26 +42,13 @@ class NearLosslessPreset(Preset):
     )
 
     def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None):
-        from .. import zoo
-
-        super().__init__(quality)
+        super().__init__(quality, model)  # the model: version 1's base
         self.max_error = nearlossless_v1.check_max_error(max_error)
         self.base = check_int(base, "base (None: no learned base; else a quality)", choices=QUALITIES, none=True)
-        self.model_name = model or zoo.DEFAULT_MODEL
-        self._model = None
 
     @property
     def lossless(self) -> bool:
         return self.max_error == 0
-
-    @property
-    def model(self):
-        """Version 1's base model, loaded on first use."""
-        if self._model is None:
-            from .. import zoo
-
-            self._model = zoo.load_model(self.model_name)
-        return self._model
 
     @property
     def model_id(self) -> int:

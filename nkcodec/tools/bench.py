@@ -8,7 +8,6 @@ run: the NumPy reference for NK-RLE, Pillow for the whole lossless codec.
 from __future__ import annotations
 
 import io
-import os
 import platform
 import statistics
 import time
@@ -16,6 +15,7 @@ import time
 import numpy as np
 
 from ..coding import rle
+from ..config import cpu_count
 from ..imageio import folder_images, pillow_codec, sample_images
 
 __all__ = ["measure", "synthetic_stream", "sample_images", "run_bench"]
@@ -146,8 +146,8 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
     with uint8-rounded centroids.  ``palette_fit`` (the codec path: FAISS on the
     subsample, then 2 Lloyd steps over all pixels) is reported too.
     """
-    from ..coding import kmeans
     from .. import metrics
+    from ..coding import kmeans
 
     try:
         from sklearn.cluster import KMeans
@@ -186,19 +186,17 @@ def _kmeans_rows(images: dict, ks=(16, 64, 256), sample_size: int = 1 << 16) -> 
         if KMeans is not None:
             extra["peer_psnr"] = float(np.mean(ps_s))
         rows.append(_row("kmeans.fit", t_f, pix_total, "MPix/s", peer, t_s if KMeans else None, **extra))
-        rows.append(
-            _row("palette.fit", t_p, pix_total, "MPix/s", data=extra["data"], k=k, psnr=float(np.mean(ps_p)))
-        )
+        rows.append(_row("palette.fit", t_p, pix_total, "MPix/s", data=extra["data"], k=k, psnr=float(np.mean(ps_p))))
     return rows
 
 
 def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
     """The codec's palette path (FAISS on a subsample + 2 Lloyd steps over all pixels,
     then labelling every pixel) against scikit-learn fitted on *all* pixels."""
-    from ..coding import kmeans
-    from .. import metrics
-
     from sklearn.cluster import KMeans
+
+    from .. import metrics
+    from ..coding import kmeans
 
     kmeans.fit(np.random.default_rng(0).random((512, 3), dtype=np.float32), 4)
     rows = []
@@ -226,10 +224,10 @@ def _kmeans_all_pixels_rows(images: dict, ks=(16, 64, 256)) -> list:
 
 def _codec_rows(images: dict, repeats: int, quality: int = 4) -> list:
     """Autoencoder stages and the whole learned codec vs Pillow JPEG and WebP."""
-    from ..coding import context
     from .. import zoo
-    from ..batch import cpu_count, default_batch_size, default_lanes, default_workers
+    from ..batch import default_batch_size, default_lanes, default_workers
     from ..codec import Codec, decompress
+    from ..coding import context
 
     rgb = {k: v for k, v in images.items() if v.ndim == 3 and v.shape[2] == 3}
     pix = sum(im.shape[0] * im.shape[1] for im in rgb.values())
@@ -341,7 +339,7 @@ def _machine() -> dict:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
+        "cpus": cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -390,7 +388,10 @@ def run_bench(images=None, json_path=None, quick: bool = False, stages=("rle", "
             print(f"palette.fit {r['data']}: PSNR {r['psnr']:.3f} dB, {r['seconds']:.3f} s")
         if r["stage"].startswith("codec."):
             shares = ", ".join(f"{k} {v:.0%}" for k, v in r.get("share", {}).items())
-            print(f"{r['stage']}: {r['throughput']:.2f} MPix/s vs WebP {r['peer_throughput']:.2f}, JPEG {r['jpeg_throughput']:.2f}" + (f"; time share: {shares}" if shares else ""))
+            print(
+                f"{r['stage']}: {r['throughput']:.2f} MPix/s vs WebP {r['peer_throughput']:.2f}, JPEG {r['jpeg_throughput']:.2f}"
+                + (f"; time share: {shares}" if shares else "")
+            )
             if "speedup" in r:
                 print(
                     f"  {r['speedup']:.2f}x one image at a time; bounds: overlap {r['overlap_bound']:.2f}x, "

@@ -1,4 +1,8 @@
-"""Command line: ``python -m nkcodec {encode,decode,info,bench,train}``.
+"""Command line: ``python -m nkcodec COMMAND``.
+
+Commands: ``encode``, ``decode``, ``info``, ``compare`` and ``view`` for images;
+``bench``, ``eval`` and ``fuzz`` for measuring; ``train``, ``export``, ``fit-context``
+and ``fit-exact`` for offline fitting.
 
 Every command is ``main(argv) -> int``; errors print one line and exit non-zero.
 """
@@ -231,7 +235,11 @@ def _info(args) -> int:
         print(f"decoder:   {synthesis_of(h.model_id)}, nets on {device_name()}")
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
-        how = f"learned base at quality {res.get('base')} plus its residual (version 1)" if res.get("v") is None else f"predictive coding, no model (version {res.get('v')})"
+        how = (
+            f"learned base at quality {res.get('base')} plus its residual (version 1)"
+            if res.get("v") is None
+            else f"predictive coding, no model (version {res.get('v')})"
+        )
         print(f"bound:     every sample within {res.get('max_error')} of the original; {how}")
     print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
     print(f"params:    {h.params}")
@@ -259,8 +267,8 @@ def _bench(args) -> int:
 
 
 def _train(args) -> int:
-    from ..nets.transforms import NetConfig
     from ..fit.train import TrainConfig, train_and_evaluate
+    from ..nets.transforms import NetConfig
 
     given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "seed", "decay_start") if getattr(args, k) is not None}
     mcfg = NetConfig(n=args.n, m=args.m, activation=args.activation, prior_per_quality=args.per_quality_prior)
@@ -349,19 +357,20 @@ def _export(args) -> int:
 
 def _fit_context(args) -> int:
     from ..coding.context import LATEST, NUM_CONTEXTS
-    from ..fit.context_tables import add_to_weights, fit
+    from ..fit.context_tables import fit
     from ..fit.train import load_images
+    from ..nets.weights_file import add_to_weights
     from ..zoo import ModelRuntime
 
     m = ModelRuntime(args.weights)
     arrays = fit(m, load_images(args.data), k=args.contexts or NUM_CONTEXTS)
-    path = add_to_weights(args.weights, arrays)
+    path = add_to_weights(args.weights, "ctx", arrays)
     print(f"wrote version-{LATEST} context tables ({arrays[f'v{LATEST}/freq'].size} frequencies, {int(arrays[f'v{LATEST}/images'])} images) into {path}")
     return 0
 
 
 def _fit_exact(args) -> int:
-    from ..nets.exact_v2 import fit
+    from ..fit.exact import fit
     from ..fit.train import load_images
     from ..zoo import ModelRuntime, add_to_weights
 
@@ -378,32 +387,42 @@ def _parser() -> argparse.ArgumentParser:
     presets = sorted(set(PRESETS) | set(ALIASES))
     p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _coding_parsers(sub, presets)
+    _tool_parsers(sub, presets)
+    _fitting_parsers(sub)
+    return p
 
+
+def _coding_parsers(sub, presets: list) -> None:
+    """encode and decode."""
     e = sub.add_parser("encode", help="compress image files to .nkc")
     e.add_argument("input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...)")
-    e.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .nkc)")
+    _file_options(e, ".nkc")
     e.add_argument("--quality", type=int, help="1 (smallest) .. 8 (best), default 4")
     e.add_argument("--max-bytes", type=int, help="instead of --quality: the highest quality whose file fits in this many bytes")
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
-    e.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
-    e.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
-    e.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
-    e.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
-    e.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress .nkc files to PNG")
     d.add_argument("input", nargs="+", help=".nkc file(s)")
-    d.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input, .png)")
-    d.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
-    d.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
-    d.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
-    d.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
-    d.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
+    _file_options(d, ".png")
     d.set_defaults(func=_decode)
 
+
+def _file_options(p, suffix: str) -> None:
+    """The options ``encode`` and ``decode`` share: where outputs go, and how many at once."""
+    p.add_argument("-o", "--output", help=f"output file (one input) or folder (default: next to each input, {suffix})")
+    p.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
+    p.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    p.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    p.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
+
+
+def _tool_parsers(sub, presets: list) -> None:
+    """fuzz, view, info, bench, eval, compare."""
     z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")
     z.add_argument("--fixtures", default="tests/fixtures", help="folder of valid .nkc streams to mutate (default tests/fixtures)")
     z.add_argument("-n", "--mutations", type=int, default=10000, help="mutated streams to decode (default 10000)")
@@ -435,11 +454,38 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--stages", default="rle,kmeans,codec", help="comma-separated stage groups: rle, kmeans, codec, kmeans-all-pixels (slow)")
     b.set_defaults(func=_bench)
 
+    v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
+    v.add_argument("dir")
+    v.add_argument("--json", help="write CompressAI-shaped results here")
+    v.add_argument("--plot", help="write the RD plot (PNG) here")
+    v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
+    v.add_argument("--effort", default="0", help="comma-separated encoder efforts of the default preset, e.g. 0,1 (default 0)")
+    v.add_argument(
+        "--published",
+        nargs="+",
+        metavar="JSON",
+        help="published results on the same images (CompressAI's JSON, e.g. ../shared/anchors/compressai_kodak/*.json): drawn dotted and compared by BD-rate, not run",
+    )
+    v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
+    v.add_argument("--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)")
+    v.set_defaults(func=_eval)
+
+    c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")
+    c.add_argument("input")
+    c.add_argument("-o", "--output")
+    c.add_argument("--quality", type=int, default=4)
+    c.add_argument("--preset", default="default", choices=presets)
+    c.add_argument("--magnify", type=int, default=8, help="error map gain")
+    c.set_defaults(func=_compare)
+
+
+def _fitting_parsers(sub) -> None:
+    """train, export, fit-context, fit-exact: offline work that writes weights files."""
     t = sub.add_parser("train", help="train the autoencoder (resumable)")
     t.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     t.add_argument("--workdir", default="runs/train")
     t.add_argument("--resume", help="checkpoint .npz to continue from")
-    t.add_argument("--init", help="start from shipped weights (.npz), e.g. nkcodec/weights/nk64-1.npz")
+    t.add_argument("--init", help="start from shipped weights (.npz), e.g. nkcodec/weights/nk64-5.npz")
     t.add_argument("--eval-dir", help="folder for periodic quick evaluation crops (e.g. Kodak)")
     t.add_argument("--steps", type=int, help="total steps of the schedule (default 200000)")
     t.add_argument("--max-seconds", type=float, help="stop after this much wall time (a checkpoint is written)")
@@ -458,31 +504,6 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default="gdn", choices=["gdn", "relu"])
     t.add_argument("--per-quality-prior", action="store_true", help="one factorized prior per quality (nk64-2 and later)")
     t.set_defaults(func=_train)
-    v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
-    v.add_argument("dir")
-    v.add_argument("--json", help="write CompressAI-shaped results here")
-    v.add_argument("--plot", help="write the RD plot (PNG) here")
-    v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
-    v.add_argument("--effort", default="0", help="comma-separated encoder efforts of the default preset, e.g. 0,1 (default 0)")
-    v.add_argument(
-        "--published",
-        nargs="+",
-        metavar="JSON",
-        help="published results on the same images (CompressAI's JSON, e.g. ../shared/anchors/compressai_kodak/*.json): drawn dotted and compared by BD-rate, not run",
-    )
-    v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
-    v.add_argument(
-        "--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)"
-    )
-    v.set_defaults(func=_eval)
-
-    c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")
-    c.add_argument("input")
-    c.add_argument("-o", "--output")
-    c.add_argument("--quality", type=int, default=4)
-    c.add_argument("--preset", default="default", choices=presets)
-    c.add_argument("--magnify", type=int, default=8, help="error map gain")
-    c.set_defaults(func=_compare)
 
     x = sub.add_parser("export", help="write shipped weights (EMA + integer tables) from a checkpoint")
     x.add_argument("ckpt")
@@ -499,7 +520,6 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("weights", help="weights file (.npz) to extend")
     x.add_argument("--data", required=True, help="folder of training images (never Kodak): the activation ranges")
     x.set_defaults(func=_fit_exact)
-    return p
 
 
 def main(argv=None) -> int:
@@ -518,4 +538,3 @@ def main(argv=None) -> int:
     except Exception as e:  # e.g. Pillow's DecompressionBombError: still one line, no traceback
         print(f"nkcodec: error: {e.__class__.__name__}: {e}", file=sys.stderr)
         return 2
-

@@ -303,7 +303,7 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) 
     anchors = imagecodecs_anchors()
     notes = []
     if anchors is None:
-        notes.append("imagecodecs is not installed: the JPEG XL and JPEG-LS anchors were skipped (pip install -e \".[eval]\")")
+        notes.append('imagecodecs is not installed: the JPEG XL and JPEG-LS anchors were skipped (pip install -e ".[eval]")')
         print(f"note: {notes[-1]}")
     else:
         jobs += anchors
@@ -419,10 +419,7 @@ def _print_eval(result: dict) -> None:
         r = c["results"]
         print(f"\n{name}: setting, bpp, PSNR dB, MSE, CR, enc MPix/s, dec MPix/s")
         for i, s in enumerate(c["settings"]):
-            print(
-                f"  {s:>3} {r['bpp'][i]:7.4f} {r['psnr'][i]:7.3f} {r['mse'][i]:9.3f} {r['cr'][i]:8.2f}"
-                f" {r['enc_mpix_s'][i]:8.2f} {r['dec_mpix_s'][i]:8.2f}"
-            )
+            print(f"  {s:>3} {r['bpp'][i]:7.4f} {r['psnr'][i]:7.3f} {r['mse'][i]:9.3f} {r['cr'][i]:8.2f} {r['enc_mpix_s'][i]:8.2f} {r['dec_mpix_s'][i]:8.2f}")
     print("\nBD-rate (%; negative = fewer bits at equal PSNR)")
     for name, b in {**result["bd_rate"], **result.get("published_bd_rate", {})}.items():
         print(f"  {name:<22} vs JPEG {b['vs_jpeg']:+7.2f}   vs WebP {b['vs_webp']:+7.2f}" + ("   (published)" if name in result.get("published", {}) else ""))

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import cpu_count
+
 __all__ = ["mutate", "reseal", "load_corpus", "decode_outcome", "run", "main_fuzz"]
 
 OK, CORRUPT, RETIRED = "decoded", "CorruptStreamError", "RetiredModelError"
@@ -362,9 +364,9 @@ def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optiona
     except ImportError:
         raise ValueError("--engine atheris needs atheris: pip install atheris") from None
     from .. import codec
-    from ..format import container, schema
     from ..coding import context, entropy, nearlossless_v1, nearlossless_v2, rle
     from ..errors import CorruptStreamError, RetiredModelError
+    from ..format import container, schema
 
     for module in (codec, container, context, entropy, nearlossless_v1, nearlossless_v2, rle, schema):  # coverage feedback from the decoder
         for fn in vars(module).values():
@@ -384,7 +386,13 @@ def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optiona
     with tempfile.TemporaryDirectory() as seeds:
         for name, data in corpus:
             Path(seeds, name).write_bytes(data)
-        flags = [f"-seed={args.seed + 1}", f"-runs={args.mutations}", f"-timeout={max(1, round(args.time_limit))}", f"-rss_limit_mb={args.memory_mb}", "-max_len=65536"]
+        flags = [
+            f"-seed={args.seed + 1}",
+            f"-runs={args.mutations}",
+            f"-timeout={max(1, round(args.time_limit))}",
+            f"-rss_limit_mb={args.memory_mb}",
+            "-max_len=65536",
+        ]
         atheris.Setup([sys.argv[0], *flags, *args.libfuzzer, seeds], one, custom_mutator=mutator)
         atheris.Fuzz()
     return 0
@@ -409,7 +417,7 @@ def main_fuzz(args) -> int:
         except (CorruptStreamError, RetiredModelError) as e:
             print(f"{type(e).__name__}: {e}")
         return 0
-    jobs = args.jobs or max(1, (os.cpu_count() or 1))
+    jobs = args.jobs or cpu_count()
     t = time.perf_counter()
     last = [0.0]
 
@@ -436,5 +444,15 @@ def main_fuzz(args) -> int:
     if args.json:
         from .evaluate import write_json
 
-        write_json({"mutations": args.mutations, "seed": args.seed, "fixtures": len(corpus), "seconds": seconds, "counts": dict(counts), "failures": [list(f) for f in failures[:1000]]}, args.json)
+        write_json(
+            {
+                "mutations": args.mutations,
+                "seed": args.seed,
+                "fixtures": len(corpus),
+                "seconds": seconds,
+                "counts": dict(counts),
+                "failures": [list(f) for f in failures[:1000]],
+            },
+            args.json,
+        )
     return 1 if failures else 0

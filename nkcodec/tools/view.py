@@ -158,7 +158,13 @@ def encode_view(upload: bytes, preset: str = "default", quality: int = 4, max_er
         peers = {}
         for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
             q, pdata, ref, pdec = _peer_at_size(image, fmt, len(data))
-            peers[name] = {"quality": q, "bytes": len(pdata), "bpp": 8 * len(pdata) / (image.shape[0] * image.shape[1]), "psnr": metrics.psnr(ref, pdec), "image": _png(pdec)}
+            peers[name] = {
+                "quality": q,
+                "bytes": len(pdata),
+                "bpp": 8 * len(pdata) / (image.shape[0] * image.shape[1]),
+                "psnr": metrics.psnr(ref, pdec),
+                "image": _png(pdec),
+            }
         out["peers"] = peers
         if rd and codec.impl.quality_ladder and max(image.shape[:2]) <= 1024:
             out["rd"] = _rd_points(image, preset, options)
@@ -189,8 +195,8 @@ def open_view(data: bytes) -> dict:
     """What a ``.nkc`` upload decodes to, and its ``info``."""
     import nkcodec
 
-    from ..format.container import unpack_container
     from ..errors import NkcodecError
+    from ..format.container import unpack_container
 
     if not data:
         raise BadRequest(400, "empty upload")
@@ -259,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             if url.path == "/api/encode":
-                result = encode_view(body, q.get("preset", "default"), _int(q, "quality", 4), _int(q, "max_error", None), _int(q, "effort", None), q.get("rd", "1") == "1")
+                result = encode_view(
+                    body, q.get("preset", "default"), _int(q, "quality", 4), _int(q, "max_error", None), _int(q, "effort", None), q.get("rd", "1") == "1"
+                )
             elif url.path == "/api/open":
                 result = open_view(body)
             else:
