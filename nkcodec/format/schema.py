@@ -9,13 +9,14 @@ wrong type, ``True`` where an integer belongs, a value out of range) raises
 depend on the image (an escape count against the number of values, a
 cluster count against the latent size) are checked where those sizes are
 known, in the presets.  The keys are those every release has written: the
-format is forever, so a key may be added here but never removed.
+format is forever, so a key may be added to a declaration but never removed.
 
 Examples
 --------
 >>> from nkcodec.format.container import Header
->>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "nk"}}))
->>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "zz"}}))
+>>> declared = {"rle": {"variant": OneOf("nk", "plain")}}
+>>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "nk"}}), declared)
+>>> validate(Header(2, 2, 1, "rle", params={"rle": {"variant": "zz"}}), declared)
 Traceback (most recent call last):
 ...
 nkcodec.errors.CorruptStreamError: corrupt stream: parameter rle.variant: expected one of ('nk', 'plain'), got 'zz'
