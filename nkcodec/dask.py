@@ -66,7 +66,7 @@ def worker_codec(config: dict):
 
 def _task(mode: str, config: dict, pairs: list) -> list:
     """Code ``pairs`` of (input, output) paths on a worker: [(input, output line or None, error or None)]."""
-    from .imageio import read_image, write_atomic, write_image
+    from .imageio import image_format, read_image, write_atomic, write_image
 
     codec = worker_codec(config)
     out = []
@@ -83,7 +83,8 @@ def _task(mode: str, config: dict, pairs: list) -> list:
                 write_atomic(Path(dst), lambda tmp, r=r: tmp.write_bytes(r))
                 out.append((src, f"{dst}: {len(r)} bytes", None))
             else:
-                write_atomic(Path(dst), lambda tmp, r=r: write_image(tmp, r, format="PNG"))
+                fmt, opts = image_format(dst)
+                write_atomic(Path(dst), lambda tmp, r=r, fmt=fmt, opts=opts: write_image(tmp, r, fmt, **opts))
                 out.append((src, f"{dst}: {r.shape[1]}x{r.shape[0]}", None))
         except OSError as e:
             out.append((src, None, f"{type(e).__name__}: {e}"))

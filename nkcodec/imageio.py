@@ -50,26 +50,77 @@ def read_image(path, on_convert=None):
         return np.asarray(im, dtype=np.uint8).copy()
 
 
-def write_image(path, image, format=None) -> None:
+# What a decoded image may be written as, by the output's extension: lossless formats only
+# (extension -> Pillow format and its options for a lossless file).
+LOSSLESS_FORMATS = {
+    ".png": ("PNG", {}),
+    ".tif": ("TIFF", {"compression": "tiff_deflate"}),
+    ".tiff": ("TIFF", {"compression": "tiff_deflate"}),
+    ".webp": ("WEBP", {"lossless": True, "quality": 100, "exact": True}),
+    ".bmp": ("BMP", {}),
+}
+_LOSSY = {".jpg", ".jpeg", ".jpe", ".jfif", ".jp2", ".j2k", ".jxl", ".avif", ".heic", ".gif"}
+
+
+def image_format(path) -> tuple:
+    """(Pillow format, save options) that ``path``'s extension names, for a lossless
+    copy of a decoded image; ValueError for a lossy or unknown extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix in LOSSLESS_FORMATS:
+        return LOSSLESS_FORMATS[suffix]
+    choices = ", ".join(LOSSLESS_FORMATS)
+    if suffix in _LOSSY:
+        raise ValueError(f"{path}: {suffix} is a lossy (or palette) format and would change the decoded pixels; write one of {choices}")
+    raise ValueError(f"{path}: unknown image extension {suffix!r}; write one of {choices}")
+
+
+def write_image(path, image, format=None, **options) -> None:
     """Write a uint8 image (HxW, HxWx1 as L, HxWx2 as LA, HxWx3 as RGB, HxWx4
     as RGBA) with Pillow (``format``: by the file's extension unless given)."""
     from PIL import Image
 
-    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format)
+    im = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if format == "BMP" and im.mode in ("LA", "RGBA"):  # Pillow's BMP drops alpha: refuse, do not lose it
+        raise ValueError(f"{path}: BMP keeps no alpha plane; write {', '.join(e for e in LOSSLESS_FORMATS if e != '.bmp')}")
+    im.save(path, format=format, **options)
+
+
+def new_file_mode() -> int:
+    """The mode a newly created file gets here: 0o666 less the process' umask."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    import os
+
+    mask = os.umask(0o022)  # read it by setting it (not on Linux: no /proc)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_atomic(path: Path, write) -> None:
     """``write(temporary path)``, then rename it to ``path``: a crash or Ctrl-C
     never leaves a half-written ``path`` (a killed process may leave its hidden
-    temporary file, which the next write of ``path`` removes)."""
+    temporary file, which the next write of ``path`` removes).  ``path`` gets the
+    mode a new file gets (0o644 under umask 022), or keeps its own when it exists."""
     import glob
     import os
     import tempfile
 
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: folder {path.parent} does not exist")
+    try:  # the mode any tool gives a file: an existing file's own, else 0o666 less the umask
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = new_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, mode)  # mkstemp made it 0o600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

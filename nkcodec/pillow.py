@@ -70,6 +70,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     info = dict(im.encoderinfo)
     quality, preset = info.pop("quality", 4), info.pop("preset", "default")
     options = {k: v for k, v in info.items() if k in OPTIONS}  # Pillow adds keys of its own to encoderinfo
+    if im.mode in ("F",) or im.mode.startswith("I"):  # 16- and 32-bit samples: converting would clip them
+        raise ValueError(f"nkcodec codes 8-bit images; mode {im.mode} has more bits per sample (convert it yourself if 8 bits will do)")
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGBA" if "transparency" in im.info or im.mode in ("PA", "RGBa", "La") else "L" if im.mode == "1" else "RGB")
     data = compress(np.asarray(im), quality, preset, **options)

@@ -56,10 +56,18 @@ def _encode_entropy(codec, image: np.ndarray, y: np.ndarray) -> bytes:
 class _Latent:
     """What the entropy stage hands to the synthesis: a stream's header, latent and image parts."""
 
-    __slots__ = ("header", "y", "alpha", "gray")
+    __slots__ = ("header", "y", "alpha", "gray", "flat")
 
-    def __init__(self, header, y, alpha, gray):
-        self.header, self.y, self.alpha, self.gray = header, y, alpha, gray
+    def __init__(self, header, y, alpha, gray, flat):
+        self.header, self.y, self.alpha, self.gray, self.flat = header, y, alpha, gray, flat
+
+    @property
+    def hw(self) -> tuple:
+        return self.header.height, self.header.width
+
+    def image(self, rgb) -> np.ndarray:
+        """The decoded image, from the synthesis' RGB (None: none was needed)."""
+        return check_decoded(self.header, LatentPreset.decode_finish(rgb, self.alpha, self.gray, self.flat, self.hw))
 
 
 def entropy_stage(data, whole: bool = True):
@@ -92,6 +100,8 @@ def synthesize(staged: list) -> list:
                 out[i] = done(decode_stream(data))
             elif isinstance(r, np.ndarray):
                 out[i] = done(r)
+            elif r.y is None:  # a constant image: no synthesis
+                out[i] = done(r.image(None))
             else:
                 m = model_for_id(r.header.model_id)
                 groups.setdefault((r.header.model_id, m.synthesis_key(r.y.shape)), []).append((i, r))
@@ -112,7 +122,7 @@ def synthesize(staged: list) -> list:
                 continue
             for (i, r), rgb in zip(chunk, rgbs):
                 try:
-                    out[i] = done(check_decoded(r.header, LatentPreset.decode_finish(rgb, r.alpha, r.gray)))
+                    out[i] = done(r.image(rgb))
                 except Exception as e:
                     out[i] = done(error=e)
     return out

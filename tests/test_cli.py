@@ -80,6 +80,12 @@ def test_bench_json(tmp_path):
     assert "machine" in res and "end_to_end" in res
 
 
+def _photo_array(shape, seed=0):
+    from .test_learned import photo
+
+    return photo(shape, seed)
+
+
 def _write_photo(path, h=48, w=64):
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:h, 0:w]
@@ -393,3 +399,75 @@ def test_eval_ablation_command(tmp_path, capsys):
     assert res["images"] == 1 and res["curves"]["scalar"]["settings"] == list(range(1, 9))
     assert main(["eval", str(folder), "--ablation", "--published", str(tmp_path / "a.json")]) == 1
     assert "--published applies" in capsys.readouterr().err
+
+
+def test_outputs_get_the_mode_any_tool_gives_and_force_keeps_it(tmp_path):
+    """A new output gets 0o666 less the umask (0o644 under 022), not the temporary file's
+    0o600; an existing output overwritten with --force keeps its own mode."""
+    import os
+
+    _write_photo(tmp_path / "p.png")
+    old = os.umask(0o022)
+    try:
+        assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.nkc"), "--preset", "rle"]) == 0
+        assert main(["decode", str(tmp_path / "p.nkc"), "-o", str(tmp_path / "d.png")]) == 0
+        assert (tmp_path / "p.nkc").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "d.png").stat().st_mode & 0o777 == 0o644
+        os.chmod(tmp_path / "d.png", 0o640)
+        assert main(["decode", str(tmp_path / "p.nkc"), "-o", str(tmp_path / "d.png"), "--force"]) == 0
+        assert (tmp_path / "d.png").stat().st_mode & 0o777 == 0o640
+        os.umask(0o077)
+        assert main(["decode", str(tmp_path / "p.nkc"), "-o", str(tmp_path / "e.png")]) == 0
+        assert (tmp_path / "e.png").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".tif", "TIFF"), (".tiff", "TIFF"), (".webp", "WEBP"), (".bmp", "BMP")])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_decode_writes_the_lossless_format_its_extension_names(tmp_path, suffix, fmt, channels):
+    img = _photo_array((20, 28, channels))
+    src = tmp_path / "p.nkc"
+    src.write_bytes(nkcodec.compress(img, preset="rle"))
+    out = tmp_path / f"d{suffix}"
+    if fmt == "BMP" and channels in (2, 4):  # BMP keeps no alpha: refused, not lost
+        assert main(["decode", str(src), "-o", str(out)]) == 1 and not out.exists()
+        return
+    assert main(["decode", str(src), "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.format == fmt
+        back = np.asarray(im.convert({1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]))
+    np.testing.assert_array_equal(back.reshape(img.shape), img)  # every sample, as decoded
+
+
+@pytest.mark.parametrize("name", ["d.jpg", "d.JPEG", "d.jxl", "d.gif", "d.xyz", "d.nkc", "d"])
+def test_decode_refuses_a_lossy_or_unknown_extension(tmp_path, capsys, name):
+    src = tmp_path / "p.nkc"
+    src.write_bytes(nkcodec.compress(_photo_array((8, 8, 3)), preset="rle"))
+    assert main(["decode", str(src), "-o", str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and (".png" in err and ".webp" in err)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out"])
+def test_encode_refuses_an_output_that_is_not_nkc(tmp_path, capsys, name):
+    _write_photo(tmp_path / "p.png")
+    assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / name)]) == 1
+    assert "*.nkc" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()
+
+
+def test_an_output_in_a_missing_folder_names_the_folder(tmp_path, capsys):
+    _write_photo(tmp_path / "p.png")
+    assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "nodir" / "x.nkc"), "--preset", "rle"]) == 1
+    err = capsys.readouterr().err
+    assert "nodir does not exist" in err and ".part" not in err
+
+
+@pytest.mark.parametrize("mode", ["LA", "L", "RGBA"])
+def test_compare_takes_every_mode(tmp_path, mode):
+    Image.fromarray(_photo_array((36, 50, 3))).convert(mode).save(tmp_path / "p.png")
+    out = tmp_path / "cmp.png"
+    assert main(["compare", str(tmp_path / "p.png"), "-o", str(out), "--quality", "2"]) == 0
+    assert out.stat().st_size > 0

@@ -117,3 +117,17 @@ def test_numpy_options_give_a_json_config_and_preset_errors_stay_their_own():
         nkcodec.Codec(3, "rle", k=3)
     with pytest.raises(ValueError, match="palette size k"):  # the preset's own check, not "bad option"
         nkcodec.Codec(3, "palette", k="many")
+
+
+@pytest.mark.parametrize(
+    "preset, options",
+    [("default", {}), ("scalar", {}), ("paper", {}), ("cluster", {}), ("scalar-rle", {}), ("rle", {}), ("palette", {}), ("near-lossless", {"base": 3})],
+)
+@pytest.mark.parametrize("shape", [(24, 40, 3), (24, 40), (24, 40, 4)])
+def test_decoded_arrays_are_writable(preset, options, shape):
+    from .test_learned import photo
+
+    data = nkcodec.compress(photo(shape), quality=3, preset=preset, **options)
+    for out in (nkcodec.decompress(data), *nkcodec.decompress_many([data, data])):
+        assert out.flags.writeable
+        out[0, 0] = 0  # the user's to change

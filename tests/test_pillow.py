@@ -54,3 +54,15 @@ def test_a_corrupt_file_raises_corrupt_stream_error():
         Image.open(io.BytesIO(data[:-1] + bytes([data[-1] ^ 1])))
     with pytest.raises(Exception):  # not .nkc at all: Pillow's own "cannot identify"
         Image.open(io.BytesIO(b"NKZ" + data[3:]))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_16_bit_and_float_images_are_refused_not_clipped(tmp_path, mode):
+    """Converting these to 8 bits would clip them silently (a 16-bit gray once came back as
+    203..255): the plugin refuses them, as the command line does."""
+    a = (np.arange(16 * 16).reshape(16, 16) * 250).astype(np.uint16)
+    im = Image.fromarray(a) if mode == "I;16" else Image.fromarray(a.astype(np.int32)).convert(mode)
+    assert im.mode == mode
+    with pytest.raises(ValueError, match="8-bit"):
+        im.save(tmp_path / "x.nkc")
+    assert not (tmp_path / "x.nkc").exists() or (tmp_path / "x.nkc").stat().st_size == 0

@@ -74,6 +74,32 @@ def test_viewer_in_chromium(url, tmp_path):
         page.wait_for_timeout(1500)  # any stale answer would have landed by now
         assert page.get_attribute("body", "data-quality") == "3"
         assert int(_shown(page)["bytes"]) == len(nkcodec.compress(crop, 3))
+        # pan by a drag, then move with no button held: the image must stay where the drag left it
+        # (the browser's own image drag once swallowed the mouseup and the image kept following)
+        box = page.locator("#viewport").bounding_box()
+        x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 40, y0 + 25, steps=5)
+        page.mouse.up()
+        panned = page.eval_on_selector("#stage", "el => el.style.transform")
+        assert panned.startswith("translate(40px, 25px)"), panned
+        page.mouse.move(x0 + 200, y0 + 120, steps=5)
+        assert page.eval_on_selector("#stage", "el => el.style.transform") == panned
+        # what the browser did: a mousedown, its native image drag (no mouseup follows), then moves
+        # with no button held.  The page refuses the native drag, and a buttonless move ends the pan.
+        refused, after = page.evaluate(
+            """([x, y]) => {
+                const vp = document.getElementById("viewport");
+                vp.dispatchEvent(new MouseEvent("mousedown", {bubbles: true, cancelable: true, button: 0, buttons: 1, clientX: x, clientY: y}));
+                const drag = new Event("dragstart", {bubbles: true, cancelable: true});
+                document.getElementById("right").dispatchEvent(drag);
+                window.dispatchEvent(new MouseEvent("mousemove", {bubbles: true, buttons: 0, clientX: x + 90, clientY: y + 60}));
+                return [drag.defaultPrevented, document.getElementById("stage").style.transform];
+            }""",
+            [x0, y0],
+        )
+        assert refused and after == panned, (refused, after, panned)
         page.select_option("#peer", "jpeg")
         page.check("#errmap")
         page.eval_on_selector("#zoom", "el => { el.value = 8; el.dispatchEvent(new Event('input')); }")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..errors import CorruptStreamError
 from .limits import MAX_PIXELS
 
-__all__ = ["Int", "Bool", "OneOf", "Versions", "COUNT", "IMAGE", "pick", "validate"]
+__all__ = ["Int", "Bool", "OneOf", "IntList", "Versions", "COUNT", "IMAGE", "pick", "validate"]
 
 
 class Int:
@@ -66,6 +66,19 @@ COUNT = Int(0, 4 * MAX_PIXELS)  # a count of coded values: checked against the i
 IMAGE = {"gray": Bool(), "alpha": Bool()}  # the learned presets' image flags
 
 
+class IntList:
+    """A list of ``n`` integers (not bools), each in ``lo..hi``."""
+
+    def __init__(self, n: int, lo: int, hi: int):
+        self.n, self.item = n, Int(lo, hi)
+
+    def check(self, v) -> bool:
+        return isinstance(v, list) and len(v) == self.n and all(self.item.check(x) for x in v)
+
+    def __str__(self):
+        return f"a list of {self.n} integers in {self.item.lo}..{self.item.hi}"
+
+
 class Versions:
     """A preset whose params changed with a version: ``params[stage][key]`` (absent:
     None) picks the schema."""
@@ -91,16 +104,21 @@ def pick(declared, params: dict) -> dict:
 
 def validate(header, declared) -> None:
     """Check ``header.params`` against ``declared``, the parameters its preset declares
-    (``Preset.declared_params()``); CorruptStreamError naming the field."""
+    (``Preset.declared_params()``): ``{stage: {key: type}}``, where a stage or a key
+    ending in ``?`` may be absent; CorruptStreamError naming the field."""
     params = header.params
     if not isinstance(params, dict):
         raise CorruptStreamError("parameters are not an object")
     schema = pick(declared, params)
+    stages = {s.rstrip("?") for s in schema}
     for stage in params:
-        if stage not in schema:
+        if stage not in stages:
             raise CorruptStreamError(f"unknown parameter {stage!r} for preset {header.preset}")
-    for stage, keys in schema.items():
+    for stage_key, keys in schema.items():
+        stage = stage_key.rstrip("?")
         if stage not in params:
+            if stage_key.endswith("?"):  # an optional stage: the preset checks which go together
+                continue
             raise CorruptStreamError(f"missing parameter {stage}")
         given = params[stage]
         if not isinstance(given, dict):

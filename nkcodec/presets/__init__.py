@@ -67,10 +67,11 @@ def decoder_for(header: Header) -> Preset:
 
 
 def check_decoded(header: Header, image: np.ndarray) -> np.ndarray:
-    """A preset's decoded image, checked against the header and in the stream's shape."""
+    """A preset's decoded image, checked against the header, in the stream's shape, and writable."""
     if image.shape[:2] != (header.height, header.width) or image.shape[-1] != header.channels:
         raise CorruptStreamError(f"decoded shape {image.shape} disagrees with the header")
-    return image.reshape(header.shape)
+    image = image.reshape(header.shape)
+    return image if image.flags.writeable else image.copy()  # the nets' output may be a read-only view
 
 
 def decode_stream(data) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coding import rle
+from ..coding import flat_blocks, rle
 from ..config import LATENT_STRIDE, QUALITIES
 from ..errors import CorruptStreamError
 from ..format.container import Header
@@ -155,19 +155,28 @@ class ModelOption:
 class LatentPreset(ModelOption, Preset):
     """A learned preset that codes one latent, the analysis of the image's RGB
     (:meth:`analysis_input`), with its ``latent_codec``, and decodes by the synthesis
-    of that latent, with nothing else between.  Its coding splits into the nets and
-    the entropy coding (:meth:`encode_entropy`, :meth:`decode_entropy`), which the
-    batched pipeline runs in device batches and in a pool of CPU threads;
-    :meth:`encode` and :meth:`decode` are the same two steps for one image, so both
-    paths give the same bytes and pixels."""
+    of that latent.  Its coding splits into the nets and the entropy coding
+    (:meth:`encode_entropy`, :meth:`decode_entropy`), which the batched pipeline runs
+    in device batches and in a pool of CPU threads; :meth:`encode` and :meth:`decode`
+    are the same two steps for one image, so both paths give the same bytes and pixels.
+
+    With ``flat_blocks`` (all but ``paper``), the image's constant 8x8 blocks are
+    signalled and put back exactly over the synthesis (:mod:`nkcodec.coding.flat_blocks`,
+    the optional ``flat`` stage), and a constant image is coded as its colour alone,
+    with no latent.  Streams without constant blocks are the bytes they always were."""
 
     quality_ladder = True
     latent_codec = None  # a LatentCodec instance: set by each subclass
     batched_analysis = True  # analyse() is the model's encode_latent of analysis_input(), so it batches
+    flat_blocks = True
 
     @classmethod
     def declared_params(cls) -> dict:
-        return {**cls.latent_codec.stream_params, "image": IMAGE}
+        latent = cls.latent_codec.stream_params
+        if not cls.flat_blocks:
+            return {**latent, "image": IMAGE}
+        # the latent's stages are absent from a constant image's stream (decode_entropy checks which go together)
+        return {**{f"{stage}?": keys for stage, keys in latent.items()}, "image": IMAGE, "flat?": flat_blocks.STREAM_PARAMS}
 
     @property
     def model_id(self) -> int:
@@ -181,27 +190,64 @@ class LatentPreset(ModelOption, Preset):
         """The latent to code (the nets' stage of encoding)."""
         return self.model.encode_latent(self.analysis_input(image), self.quality)
 
-    def encode_entropy(self, image: np.ndarray, y: np.ndarray):
-        """(params, sections) of ``image`` whose latent :meth:`analyse` gave ``y``."""
-        _, alpha, gray = split_rgb(image)
+    def encode_entropy(self, image: np.ndarray, y: np.ndarray | None):
+        """(params, sections) of ``image`` whose latent :meth:`analyse` gave ``y``
+        (None: not needed, as for a constant image)."""
+        rgb, alpha, gray = split_rgb(image)
+        if self.flat_blocks:
+            colour = flat_blocks.constant_colour(rgb)
+            if colour is not None:  # one colour: no latent at all
+                return with_image({"flat": {"rgb": colour}}, [], alpha, gray)
         params, sections = self.latent_codec.encode(self.model, y, self.quality)
+        if self.flat_blocks:
+            labels, palette = flat_blocks.find(rgb)
+            if palette.shape[0]:
+                params["flat"], extra = flat_blocks.encode(labels, palette)
+                sections = sections + extra
         return with_image(params, sections, alpha, gray)
 
     def encode(self, image: np.ndarray):
-        return self.encode_entropy(image, self.analyse(image))
+        constant = self.flat_blocks and flat_blocks.constant_colour(split_rgb(image)[0]) is not None
+        return self.encode_entropy(image, None if constant else self.analyse(image))
 
     def decode_entropy(self, header: Header, sections: list):
-        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray)."""
+        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray, flat),
+        where ``flat`` is the flat blocks to put back (or None); a constant image has no
+        latent (None) and its colour as ``flat``."""
         alpha, gray, sections = image_parts(header, sections)
-        y = self.latent_codec.decode(model_for(header), header.params, sections, latent_hw(header), header.quality)
-        return y, alpha, gray
+        params = header.params
+        flat = params.get("flat")
+        if flat is not None and "rgb" in flat:
+            if set(flat) != {"rgb"} or any(stage in params for stage in self.latent_codec.stream_params) or sections:
+                raise CorruptStreamError("a constant image's stream has more than its colour")
+            return None, alpha, gray, flat["rgb"]
+        for stage in self.latent_codec.stream_params:
+            if stage not in params:
+                raise CorruptStreamError(f"missing parameter {stage}")
+        blocks = None
+        if flat is not None:
+            for key in ("blocks", "size"):
+                if key not in flat:
+                    raise CorruptStreamError(f"missing parameter flat.{key}")
+            if len(sections) < 2:
+                raise CorruptStreamError("flat-block sections missing")
+            blocks = flat_blocks.decode(flat, sections[-2:], (header.height, header.width))
+            sections = sections[:-2]
+        y = self.latent_codec.decode(model_for(header), params, sections, latent_hw(header), header.quality)
+        return y, alpha, gray, blocks
 
     @staticmethod
-    def decode_finish(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
-        """The image from the synthesis' RGB and what :meth:`decode_entropy` gave."""
+    def decode_finish(rgb: np.ndarray | None, alpha, gray: bool, flat, hw: tuple) -> np.ndarray:
+        """The image (h, w) from the synthesis' RGB (None: none ran) and what :meth:`decode_entropy` gave."""
+        if rgb is None:  # a constant image
+            rgb = np.empty((*hw, 3), np.uint8)
+            rgb[...] = np.asarray(flat, np.uint8)
+        elif flat is not None:
+            rgb = flat_blocks.apply(rgb, *flat)
         return join_rgb(rgb, alpha, gray)
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
-        y, alpha, gray = self.decode_entropy(header, sections)
-        rgb = model_for(header).decode_latent(y, header.quality, (header.height, header.width))
-        return self.decode_finish(rgb, alpha, gray)
+        y, alpha, gray, flat = self.decode_entropy(header, sections)
+        hw = (header.height, header.width)
+        rgb = None if y is None else model_for(header).decode_latent(y, header.quality, hw)
+        return self.decode_finish(rgb, alpha, gray, flat, hw)

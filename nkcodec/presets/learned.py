@@ -68,6 +68,7 @@ class PaperPreset(LatentPreset):
 
     name = "paper"
     latent_codec = PaperLatent()
+    flat_blocks = False  # the paper's pipeline as written
 
     def __init__(self, quality: int, model: str | None = None, k: int = 256):
         super().__init__(quality, model)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["main", "read_image", "write_image"]
 
-from ..imageio import MODES, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
+from ..imageio import MODES, image_format, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
 
 
 def _outputs(inputs: list, output, suffix: str) -> list:
@@ -50,14 +50,15 @@ def _check_counts(args) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
 
-def _each(args, suffix: str, run, finish) -> int:
+def _each(args, suffix: str, run, finish, check_output) -> int:
     """Code every input file of ``args`` through a batched pipeline:
     ``run(pairs)`` yields, in input order, the result of each (input, output)
     pair or the exception it raised, and ``finish(input, output, result)``
     writes the output and returns the line to print.  Writing runs in a
     thread of its own, a few files behind the coding; lines are printed in
     input order.  A failing file is reported (one line) and the others still
-    run; with one input its error is the command's.  Status 1 if any failed."""
+    run; with one input its error is the command's.  Status 1 if any failed.
+    ``check_output(path)`` refuses an output path (ValueError) before anything is coded."""
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -66,6 +67,8 @@ def _each(args, suffix: str, run, finish) -> int:
     _check_counts(args)
     inputs = args.input
     pairs = list(zip(inputs, _outputs(inputs, args.output, suffix)))
+    for _, out in pairs:
+        check_output(out)
     existing = [(i, o) for i, o in pairs if o.exists()]
     if existing and args.skip_existing:  # a rerun after an interrupted batch: finish the rest
         for i, o in existing:
@@ -192,7 +195,11 @@ def _encode(args) -> int:
         pixels, raw = shape[0] * shape[1], int(np.prod(shape))
         return f"{out}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp, ratio {raw / len(data):.3f}"
 
-    return _each(args, ".nkc", run, finish)
+    def check_output(out):
+        if out.suffix.lower() != ".nkc":
+            raise ValueError(f"{out}: encode writes .nkc streams; name the output *.nkc (decode writes images)")
+
+    return _each(args, ".nkc", run, finish, check_output)
 
 
 def _decode(args) -> int:
@@ -206,10 +213,11 @@ def _decode(args) -> int:
     def finish(src, out, image):
         if isinstance(image, _Written):
             return str(image)
-        write_atomic(out, lambda tmp: write_image(tmp, image, format="PNG"))
+        fmt, opts = image_format(out)
+        write_atomic(out, lambda tmp: write_image(tmp, image, fmt, **opts))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
-    return _each(args, ".png", run, finish)
+    return _each(args, ".png", run, finish, image_format)
 
 
 def _info(args) -> int:
@@ -327,10 +335,9 @@ def _compare(args) -> int:
     err = np.abs(image.astype(np.int16) - recon.astype(np.int16))
     err = err.max(axis=2) if err.ndim == 3 else err
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    gray = "gray" if image.ndim == 2 else None
-    axes[0].imshow(image, cmap=gray)
+    axes[0].imshow(_shown(image), cmap="gray", vmin=0, vmax=255)
     axes[0].set_title("original")
-    axes[1].imshow(recon, cmap=gray)
+    axes[1].imshow(_shown(recon), cmap="gray", vmin=0, vmax=255)
     axes[1].set_title(f"nkcodec {args.preset} q{args.quality}: {bpp:.3f} bpp, {psnr:.2f} dB")
     im = axes[2].imshow(np.minimum(err * args.magnify, 255), cmap="inferno", vmin=0, vmax=255)
     axes[2].set_title(f"|error| x{args.magnify} (max over channels)")
@@ -343,6 +350,17 @@ def _compare(args) -> int:
     plt.close(fig)
     print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, PSNR {psnr:.2f} dB")
     return 0
+
+
+def _shown(image):
+    """An image as matplotlib shows it: gray as HxW, gray + alpha as RGBA."""
+    import numpy as np
+
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 2:
+        return np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
+    return image
 
 
 def _export(args) -> int:
@@ -405,7 +423,7 @@ def _coding_parsers(sub, presets: list) -> None:
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
     e.set_defaults(func=_encode)
 
-    d = sub.add_parser("decode", help="decompress .nkc files to PNG")
+    d = sub.add_parser("decode", help="decompress .nkc files to PNG (or TIFF, lossless WebP, BMP: by the output's extension)")
     d.add_argument("input", nargs="+", help=".nkc file(s)")
     _file_options(d, ".png")
     d.set_defaults(func=_decode)

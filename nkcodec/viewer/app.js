@@ -182,9 +182,20 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); useFile(e.dataTransfer.files[0]); });
 
 let dragging = null;
-$("viewport").addEventListener("mousedown", (e) => { dragging = [e.clientX - panX, e.clientY - panY]; });
+// Pan: the page's own drag.  preventDefault keeps the browser from starting its native image
+// drag (after which no mouseup arrives), and a move with no button held ends a lost drag.
+$("viewport").addEventListener("mousedown", (e) => {
+  if (e.button !== 0) return;
+  e.preventDefault();
+  dragging = [e.clientX - panX, e.clientY - panY];
+});
+$("viewport").addEventListener("dragstart", (e) => e.preventDefault());
 window.addEventListener("mouseup", () => { dragging = null; });
-window.addEventListener("mousemove", (e) => { if (dragging) { panX = e.clientX - dragging[0]; panY = e.clientY - dragging[1]; layout(); } });
+window.addEventListener("mousemove", (e) => {
+  if (!dragging) return;
+  if ((e.buttons & 1) === 0) { dragging = null; return; }
+  panX = e.clientX - dragging[0]; panY = e.clientY - dragging[1]; layout();
+});
 $("viewport").addEventListener("wheel", (e) => {
   e.preventDefault();
   zoom = Math.min(8, Math.max(1, zoom * (e.deltaY < 0 ? 2 : 0.5)));
