@@ -32,7 +32,7 @@ from ..format.limits import MAX_PIXELS
 from ..format.schema import Int, IntList
 from . import rle
 
-__all__ = ["BLOCK", "STREAM_PARAMS", "find", "encode", "decode", "apply", "constant_colour"]
+__all__ = ["BLOCK", "STREAM_PARAMS", "find", "block_errors", "keep", "encode", "decode", "apply", "constant_colour"]
 
 BLOCK = 8  # pixels per block side
 # The "flat" stage: "rgb" alone for a constant image (no latent at all); else the count of
@@ -67,6 +67,25 @@ def find(rgb: np.ndarray) -> tuple:
     labels[flat] = index.reshape(-1).astype(np.uint32) + 1
     palette = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
     return labels, palette
+
+
+def block_errors(decoded: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """The largest |decoded - rgb| of each block (hb, wb), over the pixels inside the image."""
+    h, w = rgb.shape[:2]
+    hb, wb = _grid((h, w))
+    err = np.abs(decoded.astype(np.int16) - rgb.astype(np.int16)).max(axis=2)
+    err = np.pad(err, ((0, hb * BLOCK - h), (0, wb * BLOCK - w)))
+    return err.reshape(hb, BLOCK, wb, BLOCK).max(axis=(1, 3))
+
+
+def keep(labels: np.ndarray, palette: np.ndarray, mask: np.ndarray) -> tuple:
+    """:func:`find`'s result reduced to the blocks where ``mask`` (hb, wb) is set, its
+    palette to the colours they use."""
+    kept = np.where(mask, labels, 0)
+    used = np.unique(kept[kept > 0])
+    remap = np.zeros(palette.shape[0] + 1, np.uint32)
+    remap[used] = np.arange(1, used.size + 1, dtype=np.uint32)
+    return remap[kept], palette[used - 1]
 
 
 def encode(labels: np.ndarray, palette: np.ndarray) -> tuple:

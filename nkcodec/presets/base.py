@@ -130,6 +130,9 @@ def model_for(header: Header):
     return zoo.model_for_id(header.model_id)
 
 
+FLAT_TOLERANCE = 1  # largest error a decoded constant 8x8 block may have; one further off is signalled
+
+
 class ModelOption:
     """The ``model`` option of the presets that use a learned model: a shipped model's
     name (default: ``zoo.DEFAULT_MODEL``), loaded on first use (a codec that never
@@ -160,10 +163,11 @@ class LatentPreset(ModelOption, Preset):
     in device batches and in a pool of CPU threads; :meth:`encode` and :meth:`decode`
     are the same two steps for one image, so both paths give the same bytes and pixels.
 
-    With ``flat_blocks`` (all but ``paper``), the image's constant 8x8 blocks are
-    signalled and put back exactly over the synthesis (:mod:`nkcodec.coding.flat_blocks`,
-    the optional ``flat`` stage), and a constant image is coded as its colour alone,
-    with no latent.  Streams without constant blocks are the bytes they always were."""
+    With ``flat_blocks`` (all but ``paper``), a constant image is coded as its colour
+    alone, with no latent, and every constant 8x8 block that the synthesis would bring
+    back more than :data:`FLAT_TOLERANCE` off is signalled and put back exactly
+    (:mod:`nkcodec.coding.flat_blocks`, the optional ``flat`` stage).  Streams without
+    such blocks are the bytes they always were."""
 
     quality_ladder = True
     latent_codec = None  # a LatentCodec instance: set by each subclass
@@ -201,6 +205,11 @@ class LatentPreset(ModelOption, Preset):
         params, sections = self.latent_codec.encode(self.model, y, self.quality)
         if self.flat_blocks:
             labels, palette = flat_blocks.find(rgb)
+            if palette.shape[0]:
+                # the decoder's image, exactly: a constant block it already brings back within
+                # FLAT_TOLERANCE costs nothing; the others are signalled and put back exactly
+                x_hat = self.model.decode_latent(y, self.quality, rgb.shape[:2])
+                labels, palette = flat_blocks.keep(labels, palette, flat_blocks.block_errors(x_hat, rgb) > FLAT_TOLERANCE)
             if palette.shape[0]:
                 params["flat"], extra = flat_blocks.encode(labels, palette)
                 sections = sections + extra
