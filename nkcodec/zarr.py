@@ -34,8 +34,6 @@ _U32 = struct.Struct("<I")
 def check_chunk(shape, dtype) -> None:
     """ValueError unless ``shape``/``dtype`` is a chunk nkcodec codes: uint8
     (H, W), (H, W, C) or (N, H, W, C) with C in 1..4."""
-    from .format.limits import check_image
-
     if np.dtype(dtype) != np.uint8:
         raise ValueError(f"nkcodec codes uint8 chunks, not {np.dtype(dtype)}")
     shape = tuple(int(s) for s in shape)
@@ -45,7 +43,8 @@ def check_chunk(shape, dtype) -> None:
         shape = shape[1:]
     if len(shape) not in (2, 3):
         raise ValueError(f"nkcodec codes chunks shaped (H, W), (H, W, C) or (N, H, W, C), not {shape}")
-    check_image(np.empty((1, 1) + shape[2:], np.uint8))  # the channel count
+    if len(shape) == 3 and not 1 <= shape[2] <= 4:
+        raise ValueError(f"chunk shape {shape} has {shape[2]} channels; nkcodec codes 1 to 4 (gray, gray + alpha, RGB, RGBA)")
     if min(shape[:2]) < 1:
         raise ValueError(f"chunk shape {shape} is empty")
 
@@ -118,6 +117,11 @@ def _zarr3_class():
         """Zarr format 3 array-to-bytes codec ``numcodecs.nkcodec``: zarr's own
         numcodecs adapter around :class:`NkCodec`, which checks the array's
         dtype and chunk shape when the array is created."""
+
+        def __init__(self, **codec_config):
+            settings = {k: v for k, v in codec_config.items() if k != "id"}
+            NkCodec(**settings)  # a bad quality, preset or option fails here, not at the first write
+            super().__init__(**codec_config)
 
         def validate(self, *, shape, dtype, chunk_grid) -> None:
             chunks = getattr(chunk_grid, "chunk_shape", shape)

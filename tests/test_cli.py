@@ -471,3 +471,54 @@ def test_compare_takes_every_mode(tmp_path, mode):
     out = tmp_path / "cmp.png"
     assert main(["compare", str(tmp_path / "p.png"), "-o", str(out), "--quality", "2"]) == 0
     assert out.stat().st_size > 0
+
+
+def test_usage_errors_are_one_line_with_status_2(capsys):
+    for argv in (["encode"], ["encode", "a.png", "--force", "--skip-existing"], ["fuzz", "-n", "-5"], ["nope"]):
+        with pytest.raises(SystemExit) as usage:
+            main(argv)
+        assert usage.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nkcodec: error: ") and err.count("\n") == 1, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"nkcodec {nkcodec.__version__}"
+
+
+def test_info_takes_several_files_and_says_when_quality_is_not_used(tmp_path, capsys):
+    img = _photo_array((16, 24, 3))
+    (tmp_path / "a.nkc").write_bytes(nkcodec.compress(img, 3))
+    (tmp_path / "b.nkc").write_bytes(nkcodec.compress(img, preset="near-lossless", max_error=0))
+    (tmp_path / "c.nkc").write_bytes(nkcodec.compress(img, preset="palette", k=8))
+    assert main(["info", *(str(tmp_path / n) for n in ("a.nkc", "b.nkc", "c.nkc"))]) == 0
+    out = capsys.readouterr().out
+    assert out.count("file:") == 3 and "quality 3" in out and out.count("quality not used") == 2
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    from .common import FIXTURES
+
+    cmd = f"{sys.executable} -m nkcodec info {FIXTURES / 'rle_v1.nkc'} {FIXTURES / 'rle_v1.nkc'} | head -1"
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True, timeout=300)
+    assert out.stdout.startswith("file:") and "Broken pipe" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_output_to_standard_output_is_refused(tmp_path, capsys):
+    _write_photo(tmp_path / "p.png")
+    assert main(["encode", str(tmp_path / "p.png"), "-o", "-"]) == 1
+    assert "standard output" in capsys.readouterr().err and not Path("-").exists()
+
+
+def test_fuzz_without_a_fixtures_folder_makes_its_own_corpus(tmp_path, monkeypatch, capsys):
+    from nkcodec.tools import fuzz
+
+    monkeypatch.chdir(tmp_path)  # no tests/fixtures here, as from an installed wheel
+    corpus = fuzz.default_corpus()
+    assert len(corpus) >= 3 * len(nkcodec.PRESETS) and all(data[:3] == b"NKC" for _, data in corpus)
+    assert main(["fuzz", "-n", "20", "-j", "1", "--json", str(tmp_path / "f.json")]) == 0

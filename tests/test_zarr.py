@@ -112,3 +112,16 @@ def test_numcodecs_conformance(preset, options):
     check_err_encode_object_buffer(codec)
     with pytest.raises(TypeError):
         codec.decode(codec.encode(photo((8, 8, 3))), out=np.empty((8, 8, 3), dtype=object))
+
+
+@pytest.mark.parametrize("settings, match", [({"quality": 12}, "quality"), ({"preset": "nope"}, "unknown preset"), ({"k": 0, "preset": "palette"}, "palette size k")])
+def test_zarr3_codec_settings_are_checked_when_the_codec_is_made(settings, match):
+    with pytest.raises(ValueError, match=match):
+        NkCodecZarr3(**settings)
+    with pytest.raises(ValueError, match=match):  # so no array is created with them
+        zarr.create_array(zarr.storage.MemoryStore(), shape=(8, 8, 3), chunks=(8, 8, 3), dtype="uint8", serializer=NkCodecZarr3(**settings), compressors=None)
+
+
+def test_a_chunk_with_too_many_channels_says_so():
+    with pytest.raises(ValueError, match="5 channels; nkcodec codes 1 to 4"):
+        NkCodec().encode(np.zeros((4, 4, 5), np.uint8))

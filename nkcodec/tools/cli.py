@@ -22,6 +22,8 @@ def _outputs(inputs: list, output, suffix: str) -> list:
     """Output path of each input: ``output`` itself for one input (or, when it is
     an existing folder, a file in it), else ``output`` must be a folder (created)
     and each input's name gets ``suffix`` there; without ``output``, next to the input."""
+    if output == "-":
+        raise ValueError("-o -: nkcodec writes files, not standard output; name a file or a folder")
     if output is None:
         outs = [Path(i).with_suffix(suffix) for i in inputs]
     elif len(inputs) == 1 and not Path(output).is_dir():
@@ -221,11 +223,29 @@ def _decode(args) -> int:
 
 
 def _info(args) -> int:
-    from ..format.container import unpack_container
+    failed = 0
+    for i, path in enumerate(args.input):
+        if i:
+            print()
+        try:
+            _info_one(path)
+        except BrokenPipeError:
+            raise
+        except (ValueError, OSError) as e:
+            if len(args.input) == 1:
+                raise
+            print(f"nkcodec: error: {path}: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
-    data = Path(args.input).read_bytes()
+
+def _info_one(path) -> None:
+    from ..format.container import unpack_container
+    from ..presets import PRESETS
+
+    data = Path(path).read_bytes()
     h, sections = unpack_container(data)
-    print(f"file:      {args.input} ({len(data)} bytes)")
+    print(f"file:      {path} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
     print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), mode {MODES[h.channels]}{' (2-D)' if h.squeeze else ''}")
     from ..zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
@@ -236,7 +256,8 @@ def _info(args) -> int:
         return MODEL_IDS.get(i, "not in this build")
 
     model = f"model {h.model_id} ({_name(h.model_id)})" if h.model_id else "no model"
-    print(f"preset:    {h.preset}  quality {h.quality}  {model}")
+    ladder = h.preset in PRESETS and PRESETS[h.preset].quality_ladder
+    print(f"preset:    {h.preset}  {f'quality {h.quality}' if ladder else 'quality not used'}  {model}")
     if synthesis_of(h.model_id):
         from ..batch import device_name
 
@@ -252,7 +273,6 @@ def _info(args) -> int:
     print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
     print(f"params:    {h.params}")
     print(f"sections:  {[len(s) for s in sections]} bytes")
-    return 0
 
 
 def _view(args) -> int:
@@ -399,11 +419,30 @@ def _fit_exact(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (``nkcodec: error: ...``) and status 2,
+    as every other error is one line (status 1)."""
+
+    def error(self, message):
+        self.exit(2, f"nkcodec: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from ..presets import ALIASES, PRESETS
 
     presets = sorted(set(PRESETS) | set(ALIASES))
-    p = argparse.ArgumentParser(prog="python -m nkcodec", description="nkcodec image codec")
+    from .. import __version__
+
+    p = _Parser(prog="python -m nkcodec", description="nkcodec image codec")
+    p.add_argument("--version", action="version", version=f"nkcodec {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     _coding_parsers(sub, presets)
     _tool_parsers(sub, presets)
@@ -434,16 +473,19 @@ def _file_options(p, suffix: str) -> None:
     p.add_argument("-o", "--output", help=f"output file (one input) or folder (default: next to each input, {suffix})")
     p.add_argument("-j", "--jobs", type=int, help="images whose nets run at once, and entropy coders (default: 2 and one per spare core on CPU)")
     p.add_argument("--batch-size", type=int, help="images per device batch (default 1 on CPU, 16 on a GPU)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
-    p.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--force", action="store_true", help="overwrite existing outputs (never an input)")
+    existing.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone and code the rest (to finish an interrupted run)")
     p.add_argument("--scheduler", help="code on a dask.distributed cluster: its address, or local:N for N local worker processes (the dask extra)")
 
 
 def _tool_parsers(sub, presets: list) -> None:
     """fuzz, view, info, bench, eval, compare."""
     z = sub.add_parser("fuzz", help="decode mutated fixtures: only images, CorruptStreamError or RetiredModelError may come out")
-    z.add_argument("--fixtures", default="tests/fixtures", help="folder of valid .nkc streams to mutate (default tests/fixtures)")
-    z.add_argument("-n", "--mutations", type=int, default=10000, help="mutated streams to decode (default 10000)")
+    z.add_argument(
+        "--fixtures", help="folder of valid .nkc streams to mutate (default: ./tests/fixtures where it exists, else streams made here from the shipped samples)"
+    )
+    z.add_argument("-n", "--mutations", type=_positive, default=10000, help="mutated streams to decode (default 10000)")
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--case", type=int, help="reproduce this case of --seed here, with its traceback")
     z.add_argument("--save", help="with --case: write the mutated stream here")
@@ -461,8 +503,8 @@ def _tool_parsers(sub, presets: list) -> None:
     w.add_argument("--open", action="store_true", help="open the page in the default browser")
     w.set_defaults(func=_view)
 
-    i = sub.add_parser("info", help="describe a .nkc file")
-    i.add_argument("input")
+    i = sub.add_parser("info", help="describe .nkc files")
+    i.add_argument("input", nargs="+")
     i.set_defaults(func=_info)
 
     b = sub.add_parser("bench", help="throughput of every stage, with peers timed in the same run")
@@ -547,6 +589,12 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other tools do
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (NkcodecError, ValueError, OSError, FloatingPointError) as e:
         print(f"nkcodec: error: {e}", file=sys.stderr)
         return 1

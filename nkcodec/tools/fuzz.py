@@ -73,6 +73,27 @@ def load_corpus(folder) -> list:
     return [(p.name, p.read_bytes()) for p in paths]
 
 
+def default_corpus() -> list:
+    """The repository's ``tests/fixtures`` where the current folder has them, else streams
+    of every preset made here from a crop of a shipped sample (so that an installed wheel
+    can fuzz too)."""
+    if Path("tests/fixtures").is_dir():
+        return load_corpus("tests/fixtures")
+    from ..codec import compress
+    from ..imageio import sample_images
+    from ..presets import PRESETS
+
+    crop = next(iter(sample_images().values()))[:40, :56]
+    gray, rgba = crop[..., 1], np.dstack([crop, crop[..., :1]])
+    corpus = []
+    for name in sorted(PRESETS):
+        options = {"k": 16} if name in ("palette", "paper") else {}
+        for label, image in (("rgb", crop), ("gray", gray), ("rgba", rgba)):
+            corpus.append((f"{name}-{label}.nkc", compress(image, 3, name, **options)))
+    corpus.append(("flat.nkc", compress(np.zeros((24, 24, 3), np.uint8), 3)))
+    return corpus
+
+
 # --- mutators -------------------------------------------------------------------
 
 _INTS = [0, 1, -1, 2, 3, 7, 8, 9, 15, 16, 255, 256, 65535, 65536, 1 << 31, (1 << 31) - 1, -(1 << 31), 1 << 32, 1 << 53, 1 << 64, -(1 << 64)]
@@ -400,7 +421,7 @@ def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optiona
 
 def main_fuzz(args) -> int:
     """The ``fuzz`` command (see ``python -m nkcodec fuzz --help``)."""
-    corpus = load_corpus(args.fixtures)
+    corpus = load_corpus(args.fixtures) if args.fixtures else default_corpus()
     if args.engine == "atheris":
         return _atheris(corpus, args)
     if args.case is not None:  # reproduce one case here, with its traceback
