@@ -25,13 +25,28 @@ def read_image(path, on_convert=None):
     """Read an 8-bit image file as a uint8 array: HxW (L), HxWx2 (LA), HxWx3 (RGB)
     or HxWx4 (RGBA), the mode it has.  Other modes are converted: 1 to L, P to
     RGB (RGBA when it has transparency), PA to RGBA, CMYK, YCbCr, LAB and HSV
-    to RGB; ``on_convert(message)`` is told.  16-bit and float images raise
-    ValueError."""
+    to RGB; ``on_convert(message)`` is told.  An EXIF orientation is applied (the
+    image is read as it is shown), and of an animation the first frame is read, both
+    told too.  16-bit (PNG of 48 or 64 bits included) and float images raise ValueError."""
     import numpy as np
     from PIL import Image
 
+    label = path if isinstance(path, (str, Path)) else getattr(path, "name", "the image")  # not a BytesIO's repr
     with Image.open(path) as im:
         mode, target = im.mode, None
+        rawmodes = [str(t[3] if isinstance(t, tuple) else getattr(t, "args", "")) for t in (im.tile or [])]
+        if any(";16" in r for r in rawmodes):  # Pillow opens 48- and 64-bit PNGs as 8-bit RGB(A): refuse, do not clip
+            raise ValueError(f"{label}: a 16-bit {mode} image is not 8-bit; nkcodec codes 8 bits per sample")
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1 and on_convert:
+            on_convert(f"{label}: {frames} frames; only the first is coded")
+        from PIL import ImageOps
+
+        orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation
+        if orientation not in (1, None):
+            im = ImageOps.exif_transpose(im)
+            if on_convert:
+                on_convert(f"{label}: EXIF orientation {orientation} applied (the image is coded as it is shown)")
         if mode in ("L", "LA", "RGB", "RGBA"):
             pass
         elif mode == "1":
@@ -41,12 +56,12 @@ def read_image(path, on_convert=None):
         elif mode in ("P", "CMYK", "YCbCr", "LAB", "HSV"):
             target = "RGB"
         else:
-            raise ValueError(f"{path}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, LA, RGB and RGBA")
+            raise ValueError(f"{label}: image mode {mode!r} is not 8-bit; nkcodec codes 8-bit L, LA, RGB and RGBA")
         if target:
             im = im.convert(target)
             if on_convert:
                 hint = "; few colours: --preset palette or rle may be far smaller" if mode in ("1", "P", "PA") else ""
-                on_convert(f"{path}: mode {mode} converted to {target}{hint}")
+                on_convert(f"{label}: mode {mode} converted to {target}{hint}")
         return np.asarray(im, dtype=np.uint8).copy()
 
 

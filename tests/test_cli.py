@@ -522,3 +522,36 @@ def test_fuzz_without_a_fixtures_folder_makes_its_own_corpus(tmp_path, monkeypat
     corpus = fuzz.default_corpus()
     assert len(corpus) >= 3 * len(nkcodec.PRESETS) and all(data[:3] == b"NKC" for _, data in corpus)
     assert main(["fuzz", "-n", "20", "-j", "1", "--json", str(tmp_path / "f.json")]) == 0
+
+
+def test_16_bit_rgb_png_is_refused_not_clipped(tmp_path, capsys):
+    imagecodecs = pytest.importorskip("imagecodecs")
+    (tmp_path / "rgb16.png").write_bytes(imagecodecs.png_encode((np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1000).astype(np.uint16)))
+    assert main(["encode", str(tmp_path / "rgb16.png"), "-o", str(tmp_path / "x.nkc")]) == 1
+    assert "16-bit" in capsys.readouterr().err and not (tmp_path / "x.nkc").exists()
+
+
+def test_exif_orientation_is_applied_and_said(tmp_path, capsys):
+    img = _photo_array((20, 30, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to show
+    Image.fromarray(img).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert main(["encode", str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "p.nkc"), "--preset", "rle"]) == 0
+    assert "EXIF orientation 6 applied" in capsys.readouterr().err
+    assert nkcodec.decompress((tmp_path / "p.nkc").read_bytes()).shape == (30, 20, 3)  # as it is shown
+
+
+def test_an_animation_is_said_to_lose_its_other_frames(tmp_path, capsys):
+    frames = [Image.fromarray(_photo_array((16, 16, 3), seed=s)).convert("P") for s in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert main(["encode", str(tmp_path / "a.gif"), "-o", str(tmp_path / "a.nkc"), "--preset", "rle"]) == 0
+    assert "3 frames; only the first is coded" in capsys.readouterr().err
+
+
+def test_several_inputs_need_a_folder_and_a_trailing_slash_makes_one(tmp_path, capsys):
+    _write_photo(tmp_path / "a.png")
+    _write_photo(tmp_path / "b.png")
+    assert main(["encode", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "one.nkc"), "--preset", "rle"]) == 1
+    assert "folder" in capsys.readouterr().err and not (tmp_path / "one.nkc").exists()
+    assert main(["encode", str(tmp_path / "a.png"), "-o", str(tmp_path / "newdir") + "/", "--preset", "rle"]) == 0
+    assert (tmp_path / "newdir" / "a.nkc").is_file()

@@ -114,7 +114,9 @@ def test_numcodecs_conformance(preset, options):
         codec.decode(codec.encode(photo((8, 8, 3))), out=np.empty((8, 8, 3), dtype=object))
 
 
-@pytest.mark.parametrize("settings, match", [({"quality": 12}, "quality"), ({"preset": "nope"}, "unknown preset"), ({"k": 0, "preset": "palette"}, "palette size k")])
+@pytest.mark.parametrize(
+    "settings, match", [({"quality": 12}, "quality"), ({"preset": "nope"}, "unknown preset"), ({"k": 0, "preset": "palette"}, "palette size k")]
+)
 def test_zarr3_codec_settings_are_checked_when_the_codec_is_made(settings, match):
     with pytest.raises(ValueError, match=match):
         NkCodecZarr3(**settings)

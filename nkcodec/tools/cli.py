@@ -10,6 +10,7 @@ Every command is ``main(argv) -> int``; errors print one line and exit non-zero.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,18 +21,22 @@ from ..imageio import MODES, image_format, read_image, write_atomic, write_image
 
 def _outputs(inputs: list, output, suffix: str) -> list:
     """Output path of each input: ``output`` itself for one input (or, when it is
-    an existing folder, a file in it), else ``output`` must be a folder (created)
-    and each input's name gets ``suffix`` there; without ``output``, next to the input."""
+    an existing folder or ends with /, a file in it), else ``output`` must be a folder
+    (created; not a name with an extension) and each input's name gets ``suffix``
+    there; without ``output``, next to the input."""
     if output == "-":
         raise ValueError("-o -: nkcodec writes files, not standard output; name a file or a folder")
+    is_folder = output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir())  # a trailing / names a folder
     if output is None:
         outs = [Path(i).with_suffix(suffix) for i in inputs]
-    elif len(inputs) == 1 and not Path(output).is_dir():
+    elif len(inputs) == 1 and not is_folder:
         outs = [Path(output)]
     else:
         folder = Path(output)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"-o {output}: with several inputs, -o must be a folder")
+        if not is_folder and folder.suffix:  # "one.nkc": a file's name, not a folder to make
+            raise ValueError(f"-o {output}: with several inputs, -o must be a folder (end it with / to make one named so)")
         folder.mkdir(parents=True, exist_ok=True)
         outs = [folder / Path(i).with_suffix(suffix).name for i in inputs]
     seen = {}
