@@ -20,7 +20,7 @@ from ..coding import flat_blocks, rle
 from ..config import LATENT_STRIDE, QUALITIES
 from ..errors import CorruptStreamError
 from ..format.container import Header
-from ..format.schema import IMAGE
+from ..format.schema import IMAGE, Int
 
 __all__ = ["Preset", "LatentPreset", "split_rgb", "join_rgb", "with_image", "image_parts", "check_image_flags", "latent_hw", "model_for", "ModelOption"]
 
@@ -88,11 +88,25 @@ def join_rgb(rgb: np.ndarray, alpha, gray: bool) -> np.ndarray:
     return rgb
 
 
+# A learned stream's image flags; "alpha_v": how its alpha plane is coded (absent: 1, NK-RLE
+# of the plane, one section; 2: the lossless predictive coder, one section per tile of it).
+IMAGE_PARAMS = {**IMAGE, "alpha_v?": Int(2, 2)}
+
+
 def with_image(params: dict, sections: list, alpha, gray: bool):
-    """A learned stream's (params, sections): the image flags added, and the alpha plane last."""
+    """A learned stream's (params, sections): the image flags added, and the alpha plane
+    last, losslessly, by whichever of its two coders gives fewer bytes."""
     params["image"] = {"gray": gray, "alpha": alpha is not None}
     if alpha is not None:
-        sections.append(pack_plane(alpha))
+        from ..coding import nearlossless_v2
+
+        runs = pack_plane(alpha)
+        predicted = nearlossless_v2.encode(alpha, 0) if len(runs) > 64 else None  # a flat alpha: runs are the least
+        if predicted is not None and sum(len(p) for p in predicted) < len(runs):
+            params["image"]["alpha_v"] = 2
+            sections.extend(predicted)
+        else:
+            sections.append(runs)
     return params, sections
 
 
@@ -110,11 +124,24 @@ def image_parts(header: Header, sections: list):
         raise CorruptStreamError(f"quality {header.quality} outside {QUALITIES[0]}..{QUALITIES[-1]}")
     gray, has_alpha = check_image_flags(header)
     alpha = None
+    version = header.params["image"].get("alpha_v")
+    if version is not None and not has_alpha:
+        raise CorruptStreamError("an alpha coder named for an image with no alpha")
     if has_alpha:
-        if not sections:
-            raise CorruptStreamError("alpha section missing")
-        alpha = unpack_plane(sections[-1], (header.height, header.width))
-        sections = sections[:-1]
+        hw = (header.height, header.width)
+        if version == 2:
+            from ..coding import nearlossless_v2
+
+            n = len(nearlossless_v2.tiles(*hw))
+            if len(sections) < n:
+                raise CorruptStreamError(f"{len(sections)} sections for an alpha plane of {n} tiles")
+            alpha = nearlossless_v2.decode(sections[-n:], (*hw, 1), 0)[..., 0]
+            sections = sections[:-n]
+        else:
+            if not sections:
+                raise CorruptStreamError("alpha section missing")
+            alpha = unpack_plane(sections[-1], hw)
+            sections = sections[:-1]
     return alpha, gray, sections
 
 
@@ -178,9 +205,9 @@ class LatentPreset(ModelOption, Preset):
     def declared_params(cls) -> dict:
         latent = cls.latent_codec.stream_params
         if not cls.flat_blocks:
-            return {**latent, "image": IMAGE}
+            return {**latent, "image": IMAGE_PARAMS}
         # the latent's stages are absent from a constant image's stream (decode_entropy checks which go together)
-        return {**{f"{stage}?": keys for stage, keys in latent.items()}, "image": IMAGE, "flat?": flat_blocks.STREAM_PARAMS}
+        return {**{f"{stage}?": keys for stage, keys in latent.items()}, "image": IMAGE_PARAMS, "flat?": flat_blocks.STREAM_PARAMS}
 
     @property
     def model_id(self) -> int:

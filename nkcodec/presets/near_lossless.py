@@ -18,7 +18,7 @@ from ..config import QUALITIES
 from ..errors import CorruptStreamError, check_int
 from ..format.container import Header
 from ..format.schema import COUNT, IMAGE, Int, Versions
-from .base import ModelOption, Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
+from .base import IMAGE_PARAMS, ModelOption, Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
 
 __all__ = ["NearLosslessPreset"]
 
@@ -35,7 +35,7 @@ class NearLosslessPreset(ModelOption, Preset):
             None: {
                 **_BASE_LATENT.stream_params,
                 "residual": {"base": Int(1, 8), "escapes": COUNT, "max_error": Int(0, nearlossless_v1.MAX_ERROR)},
-                "image": IMAGE,
+                "image": IMAGE_PARAMS,
             },
             2: {"residual": {"v": Int(2, 2), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},
         },
