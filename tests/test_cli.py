@@ -555,3 +555,10 @@ def test_several_inputs_need_a_folder_and_a_trailing_slash_makes_one(tmp_path, c
     assert "folder" in capsys.readouterr().err and not (tmp_path / "one.nkc").exists()
     assert main(["encode", str(tmp_path / "a.png"), "-o", str(tmp_path / "newdir") + "/", "--preset", "rle"]) == 0
     assert (tmp_path / "newdir" / "a.nkc").is_file()
+
+
+def test_a_stream_larger_than_raw_is_noted(tmp_path, capsys):
+    Image.fromarray(_photo_array((32, 48, 3))).save(tmp_path / "p.png")
+    assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.nkc"), "--preset", "rle"]) == 0
+    err = capsys.readouterr().err
+    assert "larger than the raw samples" in err and "near-lossless" in err

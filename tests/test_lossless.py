@@ -135,7 +135,7 @@ def test_corrupt_streams_raise():
         nkcodec.decompress(pack_container(dataclasses.replace(header, params=flags), sections))
     with pytest.raises(CorruptStreamError, match="no model"):
         nkcodec.decompress(pack_container(dataclasses.replace(header, model_id=6), sections))
-    for v in (3, "2", True, [2]):
+    for v in (4, "2", True, [2]):  # 3 is version 2 with stored tiles
         params = {**header.params, "residual": {**header.params["residual"], "v": v}}
         with pytest.raises(CorruptStreamError, match="residual.v"):
             nkcodec.decompress(pack_container(dataclasses.replace(header, params=params), sections))
@@ -192,3 +192,36 @@ def test_version_1_still_encodes_with_a_base():
     header = unpack_container(data)[0]
     assert header.params["residual"]["base"] == 6 and "v" not in header.params["residual"]
     assert int(np.abs(nkcodec.decompress(data).astype(int) - img.astype(int)).max()) <= 1
+
+
+@pytest.mark.parametrize("shape", [(300, 300), (260, 2100, 3), (64, 64, 4)])
+@pytest.mark.parametrize("max_error", [0, 1])
+def test_incompressible_tiles_are_stored_so_noise_costs_raw_plus_a_few_bytes(shape, max_error):
+    """Version 3: a tile the coder cannot shrink is stored as its samples; the bound holds
+    (exactly: stored samples are the originals) and the stream is raw plus at most 150 bytes."""
+    img = np.random.default_rng(7).integers(0, 256, shape, dtype=np.uint8)
+    data = nkcodec.compress(img, preset="near-lossless", max_error=max_error)
+    out = nkcodec.decompress(data)
+    assert int(np.abs(out.astype(int) - img).max()) <= max_error
+    if max_error == 0:  # at max_error 1 the coder shrinks noise: no tile is stored
+        assert len(data) <= img.size + 150
+        assert unpack_container(data)[0].params["residual"]["v"] == 3
+
+
+def test_photos_keep_version_2_bytes():
+    img = photo((64, 96, 3))
+    assert unpack_container(nkcodec.compress(img, preset="near-lossless", max_error=1))[0].params["residual"]["v"] == 2
+
+
+def test_a_stored_tile_longer_than_raw_is_corrupt():
+    img = np.random.default_rng(8).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    data = nkcodec.compress(img, preset="near-lossless", max_error=0)
+    header, sections = unpack_container(data)
+    with pytest.raises(CorruptStreamError, match="more than its"):
+        nkcodec.decompress(pack_container(header, [sections[0] + b"x"]))
+    check_corruption(nkcodec.decompress, data, flips=40)
+
+
+def test_stored_fixture_keeps_decoding():
+    img = np.random.default_rng(9).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    check_backwards_compatibility("near-lossless-v3-stored_v1", nkcodec.decompress, lambda: nkcodec.compress(img, preset="near-lossless", max_error=0), None)

@@ -64,9 +64,10 @@ from ..errors import CorruptStreamError, check_int
 from ..format.limits import check_image
 from .nearlossless_v1 import check_max_error  # version 1's bound is version 2's: one check
 
-__all__ = ["encode", "decode", "tiles", "min_bytes", "prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION"]
+__all__ = ["encode", "decode", "with_stored", "tiles", "min_bytes", "prior", "TILE_ROWS", "TILE_COLS", "NUM_BINS", "VERSION", "VERSION_STORED"]
 
 VERSION = 2  # the near-lossless residual version this module writes and reads
+VERSION_STORED = 3  # as VERSION, but a tile whose bytes are exactly its raw size is its samples, stored
 TILE_ROWS = 256  # pixels per coding tile: each tile is coded on its own (bounded memory, parallel threads)
 TILE_COLS = 2048
 NUM_BINS = 24  # activity bins per plane
@@ -600,9 +601,28 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
         return _map(one, tiles(*image.shape[:2]), n)
 
 
-def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = None) -> np.ndarray:
+def with_stored(image: np.ndarray, parts: list) -> tuple:
+    """(parts, whether any is stored): each tile of :func:`encode`'s ``parts`` that took
+    no fewer bytes than its raw samples replaced by those samples (row-major, channels
+    last), so that no tile, and no image, costs more than raw plus the container's few
+    bytes.  Streams with a stored tile are :data:`VERSION_STORED`."""
+    image = _as_hwc(image)
+    out, stored = [], False
+    for t, part in zip(tiles(*image.shape[:2]), parts):
+        raw = np.ascontiguousarray(image[t])
+        if len(part) >= raw.size:
+            out.append(raw.tobytes())
+            stored = True
+        else:
+            out.append(part)
+    return out, stored
+
+
+def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = None, stored: bool = False) -> np.ndarray:
     """Inverse of :func:`encode`: the uint8 image of ``shape`` (HxWxC; HxW for gray
-    comes back HxWx1), every sample within ``max_error`` of the original."""
+    comes back HxWx1), every sample within ``max_error`` of the original.  ``stored``
+    (version 3): a tile whose bytes are exactly its raw size is its samples
+    (:func:`with_stored`); a longer one is corrupt."""
     h, w, channels = shape if len(shape) == 3 else (*shape, 1)
     planes, chroma = _layout(channels)
     steps = _steps(channels, max_error)
@@ -610,15 +630,21 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
     if len(parts) != len(grid):
         raise CorruptStreamError(f"{len(parts)} lossless tiles, expected {len(grid)}")
     for i, ((rs, cs), part) in enumerate(zip(grid, parts)):
-        least = min_bytes((rs.stop - rs.start) * (cs.stop - cs.start) * channels)
-        if len(part) < least:
+        samples = (rs.stop - rs.start) * (cs.stop - cs.start) * channels
+        if stored and len(part) > samples:
+            raise CorruptStreamError(f"lossless tile {i} has {len(part)} bytes, more than its {samples} raw samples")
+        least = min_bytes(samples)
+        if len(part) < least and not (stored and len(part) == samples):  # a stored tile of a few samples may be below the floor
             raise CorruptStreamError(f"lossless tile {i} has {len(part)} bytes, fewer than the {least} its samples need at least")
     out = np.empty((h, w, channels), np.uint8)
 
     def one(i):
         rs, cs = grid[i]
-        data = np.frombuffer(parts[i], np.uint8).copy()  # writable: the kernel is shared with the encoder
         rec = np.empty((rs.stop - rs.start, cs.stop - cs.start, channels), np.uint8)
+        if stored and len(parts[i]) == rec.size:
+            out[rs, cs] = np.frombuffer(parts[i], np.uint8).reshape(rec.shape)
+            return
+        data = np.frombuffer(parts[i], np.uint8).copy()  # writable: the kernel is shared with the encoder
         n = _code_tile(rec, rec, planes, chroma, steps, data, _TABLES, *_state(), False)
         if n != data.size:
             raise CorruptStreamError(f"lossless tile {i} ends at byte {n} of {data.size}")

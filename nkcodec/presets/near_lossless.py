@@ -38,6 +38,7 @@ class NearLosslessPreset(ModelOption, Preset):
                 "image": IMAGE_PARAMS,
             },
             2: {"residual": {"v": Int(2, 2), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},
+            3: {"residual": {"v": Int(3, 3), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},  # 2 with stored tiles
         },
     )
 
@@ -57,8 +58,10 @@ class NearLosslessPreset(ModelOption, Preset):
     def encode(self, image: np.ndarray):
         channels = 1 if image.ndim == 2 else image.shape[2]
         if self.base is None:
-            params = {"residual": {"v": nearlossless_v2.VERSION, "max_error": self.max_error}, "image": {"gray": channels <= 2, "alpha": channels in (2, 4)}}
-            return params, nearlossless_v2.encode(image, self.max_error)
+            parts, stored = nearlossless_v2.with_stored(image, nearlossless_v2.encode(image, self.max_error))
+            version = nearlossless_v2.VERSION_STORED if stored else nearlossless_v2.VERSION  # unchanged bytes where nothing is stored
+            params = {"residual": {"v": version, "max_error": self.max_error}, "image": {"gray": channels <= 2, "alpha": channels in (2, 4)}}
+            return params, parts
         rgb, alpha, gray = split_rgb(image)
         m = self.model
         params, sections = _BASE_LATENT.encode(m, y := m.encode_latent(rgb, self.base), self.base)
@@ -74,7 +77,8 @@ class NearLosslessPreset(ModelOption, Preset):
         check_image_flags(header)
         if header.model_id != 0:
             raise CorruptStreamError(f"near-lossless version 2 uses no model, but the stream names model {header.model_id}")
-        return nearlossless_v2.decode(sections, (header.height, header.width, header.channels), res["max_error"])
+        stored = res["v"] == nearlossless_v2.VERSION_STORED
+        return nearlossless_v2.decode(sections, (header.height, header.width, header.channels), res["max_error"], stored=stored)
 
     @staticmethod
     def _decode_v1(header: Header, sections: list) -> np.ndarray:

@@ -200,6 +200,9 @@ def _encode(args) -> int:
         write_atomic(out, lambda tmp: tmp.write_bytes(data))
         shape = shapes.pop(src)
         pixels, raw = shape[0] * shape[1], int(np.prod(shape))
+        if raw < len(data):  # the user should not find this out by reading a ratio
+            hint = " (rle suits flat graphics; for photos try --preset near-lossless --max-error 0)" if args.preset == "rle" else ""
+            print(f"nkcodec: note: {out} is larger than the raw samples ({len(data)} > {raw} bytes){hint}", file=sys.stderr)
         return f"{out}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp, ratio {raw / len(data):.3f}"
 
     def check_output(out):
