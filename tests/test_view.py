@@ -76,8 +76,14 @@ def test_figures_equal_the_librarys(server, settings):
     psnr = metrics.psnr(img, out)
     assert f["psnr"] == (None if psnr == float("inf") else psnr) and f["mse"] == metrics.mse(img, out)
     assert f["max_error"] == int(np.abs(img.astype(int) - out).max())
-    for name in ("jpeg", "webp"):
-        assert 1 <= res["peers"][name]["quality"] <= 100 and res["peers"][name]["image"].startswith("data:image/png;base64,")
+    if q["preset"] == "default":  # a lossy preset: JPEG and WebP at the same size
+        for name in ("jpeg", "webp"):
+            assert 1 <= res["peers"][name]["quality"] <= 100 and res["peers"][name]["image"].startswith("data:image/png;base64,")
+    else:  # bounded error: lossless peers (exact), and JPEG-LS at the same bound where imagecodecs is installed
+        assert {"png", "webp"} <= set(res["peers"])
+        assert res["peers"]["png"]["psnr"] is None and res["peers"]["webp"]["psnr"] is None
+        if "jpegls" in res["peers"]:
+            assert res["peers"]["jpegls"]["setting"] == f"near={options.get('max_error', 0)}"
 
 
 def test_rd_points(server):
@@ -138,3 +144,47 @@ def test_peers_get_the_colours_of_rgba_and_gray_images(server, shape):
     rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(peer.split(",", 1)[1]))).convert("RGB")).astype(int)
     channels_differ = bool(np.abs(rgb[..., 0] - rgb[..., 2]).max() > 8)
     assert channels_differ == (img.ndim == 3 and img.shape[2] == 4)  # RGBA: its colours; gray: gray
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3"])
+def test_a_bad_content_length_gets_a_400_not_a_hang(server, length):
+    import socket
+
+    host, port = server.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+        reply = s.recv(4096).decode("latin-1")
+    assert reply.startswith("HTTP/1.0 400") or reply.startswith("HTTP/1.1 400"), reply[:80]
+    assert "Content-Length" in reply
+
+
+def test_a_non_image_body_is_named_without_server_internals(server):
+    status, raw, _ = _request(server + "/api/encode", b"this is not an image")
+    message = json.loads(raw)["error"]
+    assert status == 400 and "not an image" in message and "object at 0x" not in message
+
+
+def test_favicon_is_not_an_error(server):
+    status, _, _ = _request(server + "/favicon.ico")
+    assert status == 204
+
+
+def test_a_superseded_request_stops_and_the_rd_points_are_computed_once(server, monkeypatch):
+    """A page's older request is answered 409 once a newer one has come in; the
+    rate-distortion points of an image are computed once, not at every step."""
+    calls = []
+    real = view._rd_points
+    monkeypatch.setattr(view, "_rd_points", lambda *a, **k: calls.append(1) or real(*a, **k))
+    body = _png_bytes(photo((32, 48, 3), seed=4))
+    for i, q in enumerate((2, 5, 3)):
+        assert _request(server + f"/api/encode?quality={q}&page=p1&seq={10 + i}", body)[0] == 200
+    assert len(calls) == 1
+    status, raw, _ = _request(server + "/api/encode?quality=4&page=p1&seq=1", body)  # older than seq 12
+    assert status == 409 and "superseded" in json.loads(raw)["error"]
+    assert _request(server + "/api/encode?quality=4&page=p2&seq=1", body)[0] == 200  # another page is its own
+
+
+def test_bounded_error_presets_get_no_rd_curve_but_a_note(server):
+    status, raw, _ = _request(server + "/api/encode?preset=near-lossless&max_error=1", _png_bytes(photo((24, 32, 3))))
+    res = json.loads(raw)
+    assert status == 200 and "rd" not in res and "no quality ladder" in res["rd_note"]

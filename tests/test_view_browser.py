@@ -112,3 +112,69 @@ def test_viewer_in_chromium(url, tmp_path):
         assert "corrupt stream" in page.inner_text("#error")
         page.screenshot(path=str(shots / "viewer_corrupt.png"))
         browser.close()
+
+
+def test_viewer_interactions_in_chromium(url, tmp_path):
+    """Wheel-zoom keeps the point under the cursor; dragging the split line moves it; an error
+    shows above the image, with the old image and figures gone; controls that do not apply
+    are disabled; an opened stream is not labelled as an original."""
+    crop = sample_images()["kodim15_half.png"][:160, :240]
+    src = tmp_path / "crop.png"
+    Image.fromarray(crop).save(src)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        assert page.eval_on_selector("#left", "el => getComputedStyle(el).visibility") == "hidden"  # no broken icon
+        page.set_input_files("#file", str(src))
+        _wait_encoded(page, 4)
+        assert page.is_disabled("#max-error") and not page.is_disabled("#effort") and not page.is_disabled("#quality")
+        # wheel zoom at a point: the image pixel under the cursor stays under it
+        box = page.locator("#viewport").bounding_box()
+        x, y = box["x"] + 100, box["y"] + 70
+
+        def under(px, py):
+            r = page.eval_on_selector("#left", "el => el.getBoundingClientRect().toJSON()")
+            return (px - r["x"]) / r["width"] * 240, (py - r["y"]) / r["height"] * 160
+
+        before = under(x, y)
+        page.mouse.move(x, y)
+        page.mouse.wheel(0, -100)
+        page.wait_for_function("document.getElementById('zoom').value === '2'")
+        after = under(x, y)
+        assert abs(after[0] - before[0]) < 1 and abs(after[1] - before[1]) < 1, (before, after)
+        page.mouse.wheel(0, 100)
+        page.wait_for_function("document.getElementById('zoom').value === '1'")
+        # drag the split line: the split follows the cursor
+        line = page.locator("#split-line").bounding_box()
+        img = page.locator("#left").bounding_box()
+        page.mouse.move(line["x"] + line["width"] / 2, line["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(img["x"] + img["width"] * 0.25, line["y"] + 20, steps=4)
+        page.mouse.up()
+        assert abs(int(page.input_value("#split")) - 25) <= 2
+        # a preset without a quality ladder: quality is disabled, max_error enabled, lossless peers offered
+        page.select_option("#preset", "near-lossless")
+        page.wait_for_selector("body[data-state=encoded][data-busy='0']")
+        page.wait_for_function("document.getElementById('peer').options.length >= 3")
+        assert page.is_disabled("#quality") and not page.is_disabled("#max-error") and page.is_disabled("#effort")
+        labels = page.eval_on_selector_all("#peer option", "os => os.map((o) => o.textContent)")
+        assert "PNG lossless" in labels and "WebP lossless" in labels
+        assert "no quality ladder" in page.eval_on_selector("#rd", "el => el.textContent")
+        # an error: shown above the image, the stale image and figures gone
+        bad = tmp_path / "corrupt.nkc"
+        data = nkcodec.compress(crop, 3)
+        bad.write_bytes(data[:-5] + bytes([data[-5] ^ 0xFF]) + data[-4:])
+        page.set_input_files("#file", str(bad))
+        page.wait_for_selector("body[data-state=error]", timeout=60_000)
+        err = page.locator("#error").bounding_box()
+        assert err is not None and err["y"] < box["y"] + box["height"] and err["y"] + err["height"] > 0  # on screen, by the image
+        assert page.get_attribute("#left", "src") is None and page.locator("#table tbody tr").count() == 0
+        # an opened stream: labelled as what it is; original-only controls off
+        good = tmp_path / "good.nkc"
+        good.write_bytes(data)
+        page.set_input_files("#file", str(good))
+        page.wait_for_selector("body[data-state=opened]", timeout=60_000)
+        assert page.inner_text("#label-left").startswith("decoded .nkc") and page.is_disabled("#errmap")
+        assert page.is_hidden("#error")
+        browser.close()

@@ -39,6 +39,14 @@ MAX_UPLOAD = 32 << 20  # bytes of one upload
 MAX_PIXELS = 24_000_000  # pixels of an uploaded image
 _PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 _LOCK = threading.Lock()  # one encode at a time: the nets already use every core
+_RD_CACHE: dict = {}  # (image digest, preset, options) -> rate-distortion points: once per image, not per step
+_RD_CACHE_SIZE = 8
+_LATEST: dict = {}  # page id -> the newest request number it sent: older ones are superseded
+_LATEST_LOCK = threading.Lock()
+
+
+class Superseded(Exception):
+    """A newer request of the same page came in: this one's answer would be thrown away."""
 
 
 class BadRequest(Exception):
@@ -73,7 +81,10 @@ def _read_upload(data: bytes) -> np.ndarray:
     except BadRequest:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise BadRequest(400, f"not an image this viewer can read ({e.__class__.__name__}: {e})") from None
+        import re
+
+        said = re.sub(r"<_io\.\w+ object at 0x[0-9a-fA-F]+>", "the upload", str(e))  # not the server's object names
+        raise BadRequest(400, f"not an image this viewer can read ({e.__class__.__name__}: {said})") from None
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -127,11 +138,13 @@ def _peer_at_size(image: np.ndarray, fmt: str, target: int):
     return q, data, rgb, dec(data)
 
 
-def encode_view(upload: bytes, preset: str = "default", quality: int = 4, max_error: int | None = None, effort: int | None = None, rd: bool = True) -> dict:
-    """Everything the page shows for an uploaded image and settings."""
+def encode_view(
+    upload: bytes, preset: str = "default", quality: int = 4, max_error: int | None = None, effort: int | None = None, rd: bool = True, stale=None
+) -> dict:
+    """Everything the page shows for an uploaded image and settings.  ``stale()`` says
+    whether a newer request has come in: the work stops at the next step (Superseded).
+    The rate-distortion points are computed once per image and settings."""
     import nkcodec
-
-    from .. import metrics
 
     image = _read_upload(upload)
     options = {}
@@ -143,7 +156,14 @@ def encode_view(upload: bytes, preset: str = "default", quality: int = 4, max_er
         codec = nkcodec.Codec(quality, preset, **options)
     except ValueError as e:
         raise BadRequest(400, str(e)) from None
+
+    def check():
+        if stale is not None and stale():
+            raise Superseded()
+
+    check()
     with _LOCK:
+        check()
         t = time.perf_counter()
         data = codec.encode(image)
         t_enc = time.perf_counter() - t
@@ -155,23 +175,69 @@ def encode_view(upload: bytes, preset: str = "default", quality: int = 4, max_er
         out["decoded"] = _png(decoded)
         out["error_map"] = _png(_error_map(image, decoded))
         out["nkc"] = base64.b64encode(data).decode()
-        peers = {}
-        for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
-            q, pdata, ref, pdec = _peer_at_size(image, fmt, len(data))
-            peers[name] = {
-                "quality": q,
-                "bytes": len(pdata),
-                "bpp": 8 * len(pdata) / (image.shape[0] * image.shape[1]),
-                "psnr": metrics.psnr(ref, pdec),
-                "image": _png(pdec),
-            }
-        out["peers"] = peers
+        check()
+        out["peers"] = _peers(image, data, codec, options)
         if rd and codec.impl.quality_ladder and max(image.shape[:2]) <= 1024:
-            out["rd"] = _rd_points(image, preset, options)
+            import hashlib
+
+            key = (hashlib.sha256(upload).hexdigest(), codec.preset, tuple(sorted(options.items())))
+            if key not in _RD_CACHE:
+                check()
+                _RD_CACHE[key] = _rd_points(image, preset, options, check)
+                while len(_RD_CACHE) > _RD_CACHE_SIZE:
+                    _RD_CACHE.pop(next(iter(_RD_CACHE)))
+            out["rd"] = _RD_CACHE[key]
+        elif rd:
+            out["rd_note"] = f"{codec.preset} has no quality ladder: no rate-distortion curve"
     return out
 
 
-def _rd_points(image: np.ndarray, preset: str, options: dict) -> dict:
+def _peers(image: np.ndarray, data: bytes, codec, options: dict) -> dict:
+    """The codecs to compare with: for a lossy preset, JPEG and WebP at the size nearest to
+    nkcodec's; for a bounded-error or lossless one, lossless PNG and WebP, and JPEG-LS at
+    the same bound where imagecodecs is installed."""
+    from .. import metrics
+
+    pixels = image.shape[0] * image.shape[1]
+
+    def entry(label, quality, setting, pdata, ref, pdec):
+        psnr = metrics.psnr(ref, pdec)
+        return {
+            "label": label,
+            "quality": quality,  # Pillow's quality (an int) for the same-size peers, else None
+            "setting": setting,
+            "bytes": len(pdata),
+            "bpp": 8 * len(pdata) / pixels,
+            "psnr": None if psnr == float("inf") else psnr,  # JSON has no infinity
+            "image": _png(pdec),
+        }
+
+    peers = {}
+    if codec.impl.quality_ladder:
+        for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
+            q, pdata, ref, pdec = _peer_at_size(image, fmt, len(data))
+            peers[name] = entry(f"{name.upper() if name == 'jpeg' else 'WebP'}, same size", q, f"q{q}", pdata, ref, pdec)
+        return peers
+    from PIL import Image
+
+    rgb = _as_rgb(image)
+    for name, fmt, opts in (("png", "PNG", {"optimize": True}), ("webp", "WEBP", {"lossless": True, "quality": 100})):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format=fmt, **opts)
+        with Image.open(io.BytesIO(buf.getvalue())) as im:
+            peers[name] = entry(f"{'PNG' if name == 'png' else 'WebP'} lossless", None, "lossless", buf.getvalue(), rgb, np.asarray(im.convert("RGB")))
+    bound = options.get("max_error", 1) if codec.preset == "near-lossless" else 0
+    try:
+        import imagecodecs
+
+        pdata = imagecodecs.jpegls_encode(rgb, level=bound)
+        peers["jpegls"] = entry(f"JPEG-LS, max error {bound}", None, f"near={bound}", pdata, rgb, imagecodecs.jpegls_decode(pdata))
+    except (ImportError, AttributeError):  # imagecodecs is optional (the eval extra)
+        pass
+    return peers
+
+
+def _rd_points(image: np.ndarray, preset: str, options: dict, check=lambda: None) -> dict:
     """bpp and PSNR of nkcodec at every quality, and of JPEG and WebP at a few."""
     import nkcodec
 
@@ -181,6 +247,7 @@ def _rd_points(image: np.ndarray, preset: str, options: dict) -> dict:
     rgb = _as_rgb(image)
     pts = {"nkcodec": [], "jpeg": [], "webp": []}
     for q in range(1, 9):
+        check()
         data = nkcodec.compress(image, q, preset, **options)
         pts["nkcodec"].append([metrics.bpp(data, image), metrics.psnr(image, nkcodec.decompress(data))])
     for name, fmt in (("jpeg", "JPEG"), ("webp", "WEBP")):
@@ -231,12 +298,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the page went on without this answer
+            self.close_connection = True
 
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
@@ -246,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path in _PAGE:  # a fixed table: no path from the request is ever read
             name, ctype = _PAGE[url.path]
             return self._send(200, (resources.files("nkcodec") / "viewer" / name).read_bytes(), ctype)
+        if url.path == "/favicon.ico":  # no icon: say so without an error
+            return self._send(204, b"", "image/x-icon")
         if url.path == "/api/samples":
             return self._json(200, sorted(_samples()))
         if url.path == "/api/sample":
@@ -259,14 +331,35 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         url = urlparse(self.path)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            text = self.headers.get("Content-Length") or "0"
+            if not text.strip().isdigit():  # "abc", "-1": refused, never read (a negative length would wait forever)
+                self.close_connection = True
+                raise BadRequest(400, f"Content-Length must be a number of bytes, got {text!r:.40}")
+            length = int(text)
             if length > MAX_UPLOAD:
                 raise BadRequest(413, f"upload of {length} bytes is larger than the cap of {MAX_UPLOAD >> 20} MiB")
             body = self.rfile.read(length)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             if url.path == "/api/encode":
+                page, number = q.get("page"), _int(q, "seq", None)
+                stale = None
+                if page is not None and number is not None:
+                    with _LATEST_LOCK:
+                        _LATEST[page] = max(_LATEST.get(page, number), number)
+                        while len(_LATEST) > 256:
+                            _LATEST.pop(next(iter(_LATEST)))
+
+                    def stale():
+                        return _LATEST.get(page, number) > number
+
                 result = encode_view(
-                    body, q.get("preset", "default"), _int(q, "quality", 4), _int(q, "max_error", None), _int(q, "effort", None), q.get("rd", "1") == "1"
+                    body,
+                    q.get("preset", "default"),
+                    _int(q, "quality", 4),
+                    _int(q, "max_error", None),
+                    _int(q, "effort", None),
+                    q.get("rd", "1") == "1",
+                    stale,
                 )
             elif url.path == "/api/open":
                 result = open_view(body)
@@ -275,6 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, result)
         except BadRequest as e:
             return self._json(e.status, {"error": str(e)})
+        except Superseded:
+            return self._json(409, {"error": "superseded by a newer request of this page"})
         except Exception as e:  # a bug: still one line, and the server goes on
             print(f"nkcodec view: {e.__class__.__name__}: {e}", file=sys.stderr)
             return self._json(500, {"error": f"internal error ({e.__class__.__name__})"})
