@@ -23,6 +23,8 @@ function showError(message) {
   if (message) {
     result = null;
     for (const id of ["left", "right"]) $(id).removeAttribute("src");
+    for (const id of ["label-left", "label-right"]) $(id).textContent = "";
+    $("split-line").hidden = true;
     $("table").querySelector("tbody").innerHTML = "";
     drawRD(null);
   }
@@ -141,6 +143,7 @@ function fillPeers(peers) {
 
 function render() {
   if (!result) return;
+  $("split-line").hidden = false;
   if (result.opened) {  // a stream has no original: it is shown alone, as what it decodes to
     $("left").src = result.decoded;
     $("right").src = result.decoded;
