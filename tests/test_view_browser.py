@@ -4,6 +4,7 @@ nkcodec.compress, open a corrupt file and read the error.  Skips with the
 reason when no browser or no Playwright is installed.  Screenshots go to
 $NKCODEC_SCREENSHOTS (benchmarks/results/ for the README's), else to tmp_path."""
 
+import contextlib
 import os
 import shutil
 import threading
@@ -38,6 +39,16 @@ def _shown(page) -> dict:
     return {cells.nth(i).get_attribute("data-col"): cells.nth(i).inner_text() for i in range(cells.count())}
 
 
+@contextlib.contextmanager
+def _browser_page(url):
+    """(browser, page): Chromium at the viewer's page, 1400x900."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        yield browser, page
+
+
 def _wait_encoded(page, quality: int) -> None:
     page.wait_for_selector(f"body[data-state=encoded][data-quality='{quality}'][data-busy='0']", timeout=120_000)
 
@@ -47,10 +58,7 @@ def test_viewer_in_chromium(url, tmp_path):
     crop = sample_images()["kodim23_half.png"][32:224, 64:320]  # a Kodak crop, 192x256
     src = tmp_path / "kodim23_crop.png"
     Image.fromarray(crop).save(src)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url)
+    with _browser_page(url) as (browser, page):
         page.wait_for_selector("#sample option:nth-child(2)", state="attached")  # the samples arrived
         page.set_input_files("#file", str(src))
         _wait_encoded(page, 4)
@@ -121,10 +129,7 @@ def test_viewer_interactions_in_chromium(url, tmp_path):
     crop = sample_images()["kodim15_half.png"][:160, :240]
     src = tmp_path / "crop.png"
     Image.fromarray(crop).save(src)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url)
+    with _browser_page(url) as (browser, page):
         assert page.eval_on_selector("#left", "el => getComputedStyle(el).visibility") == "hidden"  # no broken icon
         page.set_input_files("#file", str(src))
         _wait_encoded(page, 4)

@@ -110,28 +110,24 @@ def validate(header, declared) -> None:
     if not isinstance(params, dict):
         raise CorruptStreamError("parameters are not an object")
     schema = pick(declared, params)
-    stages = {s.rstrip("?") for s in schema}
-    for stage in params:
-        if stage not in stages:
-            raise CorruptStreamError(f"unknown parameter {stage!r} for preset {header.preset}")
-    for stage_key, keys in schema.items():
-        stage = stage_key.rstrip("?")
-        if stage not in params:
-            if stage_key.endswith("?"):  # an optional stage: the preset checks which go together
-                continue
-            raise CorruptStreamError(f"missing parameter {stage}")
+    for stage, keys in _present(schema, params, "", f" for preset {header.preset}"):
         given = params[stage]
         if not isinstance(given, dict):
             raise CorruptStreamError(f"parameter {stage} is not an object")
-        names = {k.rstrip("?") for k in keys}
-        for key in given:
-            if key not in names:
-                raise CorruptStreamError(f"unknown parameter {stage}.{key}")
-        for key, typ in keys.items():
-            name = key.rstrip("?")
-            if name not in given:
-                if key.endswith("?"):
-                    continue
-                raise CorruptStreamError(f"missing parameter {stage}.{name}")
-            if not typ.check(given[name]):
-                raise CorruptStreamError(f"parameter {stage}.{name}: expected {typ}, got {given[name]!r:.40}")
+        for key, typ in _present(keys, given, f"{stage}."):
+            if not typ.check(given[key]):
+                raise CorruptStreamError(f"parameter {stage}.{key}: expected {typ}, got {given[key]!r:.40}")
+
+
+def _present(declared: dict, given: dict, prefix: str, suffix: str = "") -> list:
+    """(name, spec) of each declared field that ``given`` has, after checking that it has
+    no unknown field and every required one (a name ending in ``?`` may be absent); the
+    messages name a field as ``prefix + name``."""
+    names = {k.rstrip("?"): k for k in declared}
+    for name in given:
+        if name not in names:
+            raise CorruptStreamError(f"unknown parameter {prefix}{name}{suffix}")
+    for name, key in names.items():
+        if name not in given and not key.endswith("?"):
+            raise CorruptStreamError(f"missing parameter {prefix}{name}")
+    return [(name, declared[key]) for name, key in names.items() if name in given]
