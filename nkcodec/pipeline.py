@@ -56,10 +56,10 @@ def _encode_entropy(codec, image: np.ndarray, y: np.ndarray) -> bytes:
 class _Latent:
     """What the entropy stage hands to the synthesis: a stream's header, latent and image parts."""
 
-    __slots__ = ("header", "y", "alpha", "gray", "flat")
+    __slots__ = ("header", "y", "alpha", "gray", "post")
 
-    def __init__(self, header, y, alpha, gray, flat):
-        self.header, self.y, self.alpha, self.gray, self.flat = header, y, alpha, gray, flat
+    def __init__(self, header, y, alpha, gray, post):
+        self.header, self.y, self.alpha, self.gray, self.post = header, y, alpha, gray, post
 
     @property
     def hw(self) -> tuple:
@@ -67,7 +67,7 @@ class _Latent:
 
     def image(self, rgb) -> np.ndarray:
         """The decoded image, from the synthesis' RGB (None: none was needed)."""
-        return check_decoded(self.header, LatentPreset.decode_finish(rgb, self.alpha, self.gray, self.flat, self.hw))
+        return check_decoded(self.header, LatentPreset.decode_finish(rgb, self.alpha, self.gray, self.post, self.hw))
 
 
 def entropy_stage(data, whole: bool = True):

@@ -14,10 +14,12 @@ pipeline (:mod:`nkcodec.pipeline`) splits it into the nets' stage and the entrop
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from ..coding import flat_blocks, rle
-from ..config import LATENT_STRIDE, QUALITIES
+from ..coding import adaptive_filter, flat_blocks, rle
+from ..config import LAMBDAS, LATENT_STRIDE, QUALITIES
 from ..errors import CorruptStreamError
 from ..format.container import Header
 from ..format.schema import IMAGE, Int
@@ -194,7 +196,11 @@ class LatentPreset(ModelOption, Preset):
     alone, with no latent, and every constant 8x8 block that the synthesis would bring
     back more than :data:`FLAT_TOLERANCE` off is signalled and put back exactly
     (:mod:`nkcodec.coding.flat_blocks`, the optional ``flat`` stage).  Streams without
-    such blocks are the bytes they always were."""
+    such blocks are the bytes they always were.
+
+    ``adaptive_filter=True`` (all but ``paper``) also fits, per image, an exact integer
+    filter after the synthesis (:mod:`nkcodec.coding.adaptive_filter`, the optional
+    ``filter`` stage), sent only where it pays by the nets' own objective."""
 
     quality_ladder = True
     latent_codec = None  # a LatentCodec instance: set by each subclass
@@ -207,7 +213,14 @@ class LatentPreset(ModelOption, Preset):
         if not cls.flat_blocks:
             return {**latent, "image": IMAGE_PARAMS}
         # the latent's stages are absent from a constant image's stream (decode_entropy checks which go together)
-        return {**{f"{stage}?": keys for stage, keys in latent.items()}, "image": IMAGE_PARAMS, "flat?": flat_blocks.STREAM_PARAMS}
+        optional_latent = {f"{stage}?": keys for stage, keys in latent.items()}
+        return {**optional_latent, "image": IMAGE_PARAMS, "filter?": adaptive_filter.STREAM_PARAMS, "flat?": flat_blocks.STREAM_PARAMS}
+
+    def __init__(self, quality: int, model: str | None = None, adaptive_filter: bool = False):
+        super().__init__(quality, model)
+        if not isinstance(adaptive_filter, bool) or (adaptive_filter and not self.flat_blocks):
+            raise ValueError(f"adaptive_filter must be True or False (and the {self.name} preset takes none), got {adaptive_filter!r}")
+        self.adaptive_filter = adaptive_filter
 
     @property
     def model_id(self) -> int:
@@ -230,31 +243,50 @@ class LatentPreset(ModelOption, Preset):
             if colour is not None:  # one colour: no latent at all
                 return with_image({"flat": {"rgb": colour}}, [], alpha, gray)
         params, sections = self.latent_codec.encode(self.model, y, self.quality)
+        x_hat = None  # the decoder's image, exactly: computed where a decision needs it
+        if self.adaptive_filter:
+            x_hat = self.model.decode_latent(y, self.quality, rgb.shape[:2])
+            coefs = adaptive_filter.fit(x_hat, rgb)
+            filtered = adaptive_filter.apply(x_hat, coefs)
+            filter_params, extra = adaptive_filter.encode(coefs)
+            if self._pays(rgb, x_hat, filtered, 8 * (len(json.dumps({"filter": filter_params})) + 4 + len(extra[0]))):
+                params["filter"] = filter_params
+                sections = sections + extra
+                x_hat = filtered
         if self.flat_blocks:
             labels, palette = flat_blocks.find(rgb)
             if palette.shape[0]:
-                # the decoder's image, exactly: a constant block it already brings back within
-                # FLAT_TOLERANCE costs nothing; the others are signalled and put back exactly
-                x_hat = self.model.decode_latent(y, self.quality, rgb.shape[:2])
+                # a constant block the decoder already brings back within FLAT_TOLERANCE costs
+                # nothing; the others are signalled and put back exactly
+                if x_hat is None:
+                    x_hat = self.model.decode_latent(y, self.quality, rgb.shape[:2])
                 labels, palette = flat_blocks.keep(labels, palette, flat_blocks.block_errors(x_hat, rgb) > FLAT_TOLERANCE)
             if palette.shape[0]:
                 params["flat"], extra = flat_blocks.encode(labels, palette)
                 sections = sections + extra
         return with_image(params, sections, alpha, gray)
 
+    def _pays(self, rgb: np.ndarray, before: np.ndarray, after: np.ndarray, bits: int) -> bool:
+        """Whether ``after`` is worth ``bits`` more than ``before`` by the nets' own objective:
+        ``lambda * MSE + bpp``, with MSE of 0..255 samples, at this quality's lambda."""
+        target = rgb.astype(np.int64)
+        gain = float(((before.astype(np.int64) - target) ** 2).sum() - ((after.astype(np.int64) - target) ** 2).sum())
+        pixels = rgb.shape[0] * rgb.shape[1]
+        return LAMBDAS[self.quality - 1] * gain / (3 * pixels) > bits / pixels
+
     def encode(self, image: np.ndarray):
         constant = self.flat_blocks and flat_blocks.constant_colour(split_rgb(image)[0]) is not None
         return self.encode_entropy(image, None if constant else self.analyse(image))
 
     def decode_entropy(self, header: Header, sections: list):
-        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray, flat),
-        where ``flat`` is the flat blocks to put back (or None); a constant image has no
-        latent (None) and its colour as ``flat``."""
+        """Everything of decoding but the synthesis: (latent (h, w, M), alpha, gray, post),
+        where ``post`` is (filter coefficients or None, flat blocks or None), what is done
+        after the synthesis; a constant image has no latent (None) and its colour as ``post``."""
         alpha, gray, sections = image_parts(header, sections)
         params = header.params
         flat = params.get("flat")
         if flat is not None and "rgb" in flat:
-            if set(flat) != {"rgb"} or any(stage in params for stage in self.latent_codec.stream_params) or sections:
+            if set(flat) != {"rgb"} or any(stage in params for stage in [*self.latent_codec.stream_params, "filter"]) or sections:
                 raise CorruptStreamError("a constant image's stream has more than its colour")
             return None, alpha, gray, flat["rgb"]
         for stage in self.latent_codec.stream_params:
@@ -269,21 +301,31 @@ class LatentPreset(ModelOption, Preset):
                 raise CorruptStreamError("flat-block sections missing")
             blocks = flat_blocks.decode(flat, sections[-2:], (header.height, header.width))
             sections = sections[:-2]
+        coefs = None
+        if "filter" in params:
+            if not sections:
+                raise CorruptStreamError("filter section missing")
+            coefs = adaptive_filter.decode(params["filter"], sections[-1:])
+            sections = sections[:-1]
         y = self.latent_codec.decode(model_for(header), params, sections, latent_hw(header), header.quality)
-        return y, alpha, gray, blocks
+        return y, alpha, gray, (coefs, blocks)
 
     @staticmethod
-    def decode_finish(rgb: np.ndarray | None, alpha, gray: bool, flat, hw: tuple) -> np.ndarray:
+    def decode_finish(rgb: np.ndarray | None, alpha, gray: bool, post, hw: tuple) -> np.ndarray:
         """The image (h, w) from the synthesis' RGB (None: none ran) and what :meth:`decode_entropy` gave."""
-        if rgb is None:  # a constant image
+        if rgb is None:  # a constant image: post is its colour
             rgb = np.empty((*hw, 3), np.uint8)
-            rgb[...] = np.asarray(flat, np.uint8)
-        elif flat is not None:
-            rgb = flat_blocks.apply(rgb, *flat)
+            rgb[...] = np.asarray(post, np.uint8)
+        else:
+            coefs, blocks = post
+            if coefs is not None:
+                rgb = adaptive_filter.apply(rgb, coefs)
+            if blocks is not None:
+                rgb = flat_blocks.apply(rgb, *blocks)
         return join_rgb(rgb, alpha, gray)
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
-        y, alpha, gray, flat = self.decode_entropy(header, sections)
+        y, alpha, gray, post = self.decode_entropy(header, sections)
         hw = (header.height, header.width)
         rgb = None if y is None else model_for(header).decode_latent(y, header.quality, hw)
-        return self.decode_finish(rgb, alpha, gray, flat, hw)
+        return self.decode_finish(rgb, alpha, gray, post, hw)

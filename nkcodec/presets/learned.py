@@ -31,10 +31,10 @@ class ContextPreset(LatentPreset):
     name = "context"
     latent_codec = ContextLatent()
 
-    def __init__(self, quality: int, model: str | None = None, effort: int = 0):
+    def __init__(self, quality: int, model: str | None = None, effort: int = 0, adaptive_filter: bool = False):
         from ..nets.refine import EFFORTS
 
-        super().__init__(quality, model)
+        super().__init__(quality, model, adaptive_filter)
         self.effort = check_int(effort, "effort", choices=(0, *EFFORTS))
         self.batched_analysis = not self.effort  # refinement runs per image
 
@@ -71,7 +71,7 @@ class PaperPreset(LatentPreset):
     flat_blocks = False  # the paper's pipeline as written
 
     def __init__(self, quality: int, model: str | None = None, k: int = 256):
-        super().__init__(quality, model)
+        super().__init__(quality, model)  # the paper as written: no adaptive filter
         self.k = k
         self.latent_codec = PaperLatent(k)
 
