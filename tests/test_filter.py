@@ -113,3 +113,14 @@ def test_forged_filter_streams_are_corrupt():
 
 def test_filter_fixture_keeps_decoding():
     check_backwards_compatibility("context-filter_v1_model6", nkcodec.decompress, _filtered_stream, None)
+
+
+def test_the_command_line_takes_the_option(tmp_path):
+    from PIL import Image
+
+    from nkcodec.tools.cli import main
+
+    img = photo((96, 128, 3), seed=5)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.nkc"), "--quality", "8", "--adaptive-filter"]) == 0
+    assert (tmp_path / "p.nkc").read_bytes() == nkcodec.compress(img, 8, adaptive_filter=True)
