@@ -62,12 +62,12 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        module = importlib.import_module(f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}")
-        self._spec = module.__spec__  # the import system sets the alias' spec on it: put it back
-        return module
+        return importlib.import_module(f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}")
 
     def exec_module(self, module):
-        module.__spec__ = self._spec
+        # the import system has just set the alias' spec on the module: put back its own
+        # (its real name is untouched; looked up per module, so threads importing two aliases cannot mix them)
+        module.__spec__ = importlib.util.spec_from_file_location(module.__name__, module.__file__)
 
 
 sys.meta_path.append(_MovedModules())

@@ -83,7 +83,7 @@ def _task(mode: str, config: dict, pairs: list) -> list:
                 write_atomic(Path(dst), lambda tmp, r=r: tmp.write_bytes(r))
                 out.append((src, f"{dst}: {len(r)} bytes", None))
             else:
-                fmt, opts = image_format(dst)
+                fmt, opts = image_format(dst, 1 if r.ndim == 2 else r.shape[2])
                 write_atomic(Path(dst), lambda tmp, r=r, fmt=fmt, opts=opts: write_image(tmp, r, fmt, **opts))
                 out.append((src, f"{dst}: {r.shape[1]}x{r.shape[0]}", None))
         except OSError as e:

@@ -28,10 +28,19 @@ def read_image(path, on_convert=None):
     to RGB; ``on_convert(message)`` is told.  An EXIF orientation is applied (the
     image is read as it is shown), and of an animation the first frame is read, both
     told too.  16-bit (PNG of 48 or 64 bits included) and float images raise ValueError."""
+    label = path if isinstance(path, (str, Path)) else getattr(path, "name", "the image")  # not a BytesIO's repr
+    try:
+        return _read(path, label, on_convert)
+    except OSError as e:  # a damaged file: say which (Pillow's own message may not)
+        if str(label) in str(e):
+            raise
+        raise OSError(f"{label}: {e}") from None
+
+
+def _read(path, label, on_convert):
     import numpy as np
     from PIL import Image
 
-    label = path if isinstance(path, (str, Path)) else getattr(path, "name", "the image")  # not a BytesIO's repr
     with Image.open(path) as im:
         mode, target = im.mode, None
         rawmodes = [str(t[3] if isinstance(t, tuple) else getattr(t, "args", "")) for t in (im.tile or [])]
@@ -77,13 +86,16 @@ LOSSLESS_FORMATS = {
 _LOSSY = {".jpg", ".jpeg", ".jpe", ".jfif", ".jp2", ".j2k", ".jxl", ".avif", ".heic", ".gif"}
 
 
-def image_format(path) -> tuple:
+def image_format(path, channels: int | None = None) -> tuple:
     """(Pillow format, save options) that ``path``'s extension names, for a lossless
-    copy of a decoded image; ValueError for a lossy or unknown extension."""
+    copy of a decoded image of ``channels`` channels (None: not known yet); ValueError
+    for a lossy or unknown extension, or BMP for an image with alpha (Pillow's BMP drops it)."""
     suffix = Path(path).suffix.lower()
-    if suffix in LOSSLESS_FORMATS:
-        return LOSSLESS_FORMATS[suffix]
     choices = ", ".join(LOSSLESS_FORMATS)
+    if suffix in LOSSLESS_FORMATS:
+        if LOSSLESS_FORMATS[suffix][0] == "BMP" and channels in (2, 4):
+            raise ValueError(f"{path}: BMP keeps no alpha plane; write {', '.join(e for e in LOSSLESS_FORMATS if e != '.bmp')}")
+        return LOSSLESS_FORMATS[suffix]
     if suffix in _LOSSY:
         raise ValueError(f"{path}: {suffix} is a lossy (or palette) format and would change the decoded pixels; write one of {choices}")
     raise ValueError(f"{path}: unknown image extension {suffix!r}; write one of {choices}")
@@ -94,10 +106,7 @@ def write_image(path, image, format=None, **options) -> None:
     as RGBA) with Pillow (``format``: by the file's extension unless given)."""
     from PIL import Image
 
-    im = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image)
-    if format == "BMP" and im.mode in ("LA", "RGBA"):  # Pillow's BMP drops alpha: refuse, do not lose it
-        raise ValueError(f"{path}: BMP keeps no alpha plane; write {', '.join(e for e in LOSSLESS_FORMATS if e != '.bmp')}")
-    im.save(path, format=format, **options)
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format, **options)
 
 
 def new_file_mode() -> int:

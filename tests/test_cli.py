@@ -425,13 +425,15 @@ def test_outputs_get_the_mode_any_tool_gives_and_force_keeps_it(tmp_path):
 
 @pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".tif", "TIFF"), (".tiff", "TIFF"), (".webp", "WEBP"), (".bmp", "BMP")])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_decode_writes_the_lossless_format_its_extension_names(tmp_path, suffix, fmt, channels):
+def test_decode_writes_the_lossless_format_its_extension_names(tmp_path, capsys, suffix, fmt, channels):
     img = _photo_array((20, 28, channels))
     src = tmp_path / "p.nkc"
     src.write_bytes(nkcodec.compress(img, preset="rle"))
     out = tmp_path / f"d{suffix}"
-    if fmt == "BMP" and channels in (2, 4):  # BMP keeps no alpha: refused, not lost
+    if fmt == "BMP" and channels in (2, 4):  # BMP keeps no alpha: refused, not lost, and the message names the file
         assert main(["decode", str(src), "-o", str(out)]) == 1 and not out.exists()
+        err = capsys.readouterr().err
+        assert err.startswith(f"nkcodec: error: {out}: BMP keeps no alpha") and ".part" not in err
         return
     assert main(["decode", str(src), "-o", str(out)]) == 0
     with Image.open(out) as im:
@@ -562,3 +564,10 @@ def test_a_stream_larger_than_raw_is_noted(tmp_path, capsys):
     assert main(["encode", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.nkc"), "--preset", "rle"]) == 0
     err = capsys.readouterr().err
     assert "larger than the raw samples" in err and "near-lossless" in err
+
+
+def test_a_damaged_image_file_is_named(tmp_path, capsys):
+    _write_photo(tmp_path / "p.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "p.png").read_bytes()[:120])
+    assert main(["encode", str(tmp_path / "cut.png"), "-o", str(tmp_path / "c.nkc")]) == 1
+    assert capsys.readouterr().err.startswith(f"nkcodec: error: {tmp_path / 'cut.png'}: ")

@@ -55,7 +55,7 @@ def test_constant_blocks_inside_an_image_come_back_within_one(quality):
     assert list(nkcodec.compress_many([img], quality=quality)) == [data]  # the batched pipeline: the same bytes
 
 
-def test_images_without_constant_blocks_keep_their_bytes():
+def test_images_without_constant_blocks_write_no_flat_stage():
     img = photo((64, 96, 3))
     labels, palette = flat_blocks.find(img)
     assert not labels.any()

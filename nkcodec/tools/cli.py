@@ -225,7 +225,7 @@ def _decode(args) -> int:
     def finish(src, out, image):
         if isinstance(image, _Written):
             return str(image)
-        fmt, opts = image_format(out)
+        fmt, opts = image_format(out, 1 if image.ndim == 2 else image.shape[2])
         write_atomic(out, lambda tmp: write_image(tmp, image, fmt, **opts))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
