@@ -33,10 +33,24 @@ def init_params(h, w, levels, key):
     def dense(k, a, b, scale=1.0):
         return jax.random.normal(k, (a, b)) * scale / np.sqrt(a)
 
-    arm = {"w1": dense(ks[0], n, HIDDEN_ARM), "b1": jnp.zeros(HIDDEN_ARM), "w2": dense(ks[1], HIDDEN_ARM, HIDDEN_ARM), "b2": jnp.zeros(HIDDEN_ARM),
-           "w3": dense(ks[2], HIDDEN_ARM, 2, 0.1), "b3": jnp.array([0.0, 0.0])}
-    syn = {"w1": dense(ks[3], levels, HIDDEN_SYN), "b1": jnp.zeros(HIDDEN_SYN), "w2": dense(ks[4], HIDDEN_SYN, 3, 0.1), "b2": jnp.full(3, 0.5),
-           "c1": jax.random.normal(ks[5], (3, 3, 3, 8)) * 0.05, "cb1": jnp.zeros(8), "c2": jnp.zeros((3, 3, 8, 3)), "cb2": jnp.zeros(3)}
+    arm = {
+        "w1": dense(ks[0], n, HIDDEN_ARM),
+        "b1": jnp.zeros(HIDDEN_ARM),
+        "w2": dense(ks[1], HIDDEN_ARM, HIDDEN_ARM),
+        "b2": jnp.zeros(HIDDEN_ARM),
+        "w3": dense(ks[2], HIDDEN_ARM, 2, 0.1),
+        "b3": jnp.array([0.0, 0.0]),
+    }
+    syn = {
+        "w1": dense(ks[3], levels, HIDDEN_SYN),
+        "b1": jnp.zeros(HIDDEN_SYN),
+        "w2": dense(ks[4], HIDDEN_SYN, 3, 0.1),
+        "b2": jnp.full(3, 0.5),
+        "c1": jax.random.normal(ks[5], (3, 3, 3, 8)) * 0.05,
+        "cb1": jnp.zeros(8),
+        "c2": jnp.zeros((3, 3, 8, 3)),
+        "cb2": jnp.zeros(3),
+    }
     lat = [jnp.zeros(s) for s in level_shapes(h, w, levels)]
     return {"lat": lat, "arm": arm, "syn": syn}
 
@@ -140,11 +154,14 @@ def fit(image: np.ndarray, lam: float, schedule, levels: int = 7, lr: float = 1e
             key, sub = jax.random.split(key)
             params, st, loss, (mse, rate) = step(params, st, sub)
             if log and (it % 500 == 0 or it == n - 1):
-                log(f"scale {s} {mode} {it}/{n} loss {float(loss):.5f} psnr {-10 * np.log10(float(mse)):.2f} bpp {float(rate):.3f} {time.perf_counter() - t0:.0f}s")
+                log(
+                    f"scale {s} {mode} {it}/{n} loss {float(loss):.5f} psnr {-10 * np.log10(float(mse)):.2f} bpp {float(rate):.3f} {time.perf_counter() - t0:.0f}s"
+                )
     return params, time.perf_counter() - t0
 
 
 # ---- the stream: quantised decoder weights + ANS-coded latents (real bytes) ----
+
 
 def _quantise_tree(tree, step):
     return jax.tree_util.tree_map(lambda a: np.round(np.asarray(a, np.float64) / step).astype(np.int64), tree)

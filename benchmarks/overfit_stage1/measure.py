@@ -93,7 +93,16 @@ def measure() -> None:
                 params, fit_s = cc.fit(img, lam, schedule, hard_iters=hard)
                 nbytes, out, info = cc.encode(params, img, lam)
                 t = time.perf_counter() - t
-                row = {"codec": key[0], "image": n, "setting": lam, "bpp": 8 * nbytes / img.shape[0] / img.shape[1], "psnr": psnr(img, out), "encode_s": t, "fit_s": fit_s, **info}
+                row = {
+                    "codec": key[0],
+                    "image": n,
+                    "setting": lam,
+                    "bpp": 8 * nbytes / img.shape[0] / img.shape[1],
+                    "psnr": psnr(img, out),
+                    "encode_s": t,
+                    "fit_s": fit_s,
+                    **info,
+                }
                 res["rows"].append(row)
                 save(res)
                 print(json.dumps(row), flush=True)
@@ -109,7 +118,9 @@ def report() -> dict:
         for r in rows:
             if r["codec"] == codec:
                 by.setdefault(str(r["setting"]), []).append(r)
-        pts = [(np.mean([r["bpp"] for r in v]), np.mean([r["psnr"] for r in v]), np.mean([r["encode_s"] for r in v])) for v in by.values() if len(v) == len(IMAGES)]
+        pts = [
+            (np.mean([r["bpp"] for r in v]), np.mean([r["psnr"] for r in v]), np.mean([r["encode_s"] for r in v])) for v in by.values() if len(v) == len(IMAGES)
+        ]
         if len(pts) >= 2:
             curves[codec] = sorted(pts)
     ref = curves["jpeg"]
@@ -119,11 +130,15 @@ def report() -> dict:
         r, p, t = zip(*pts)
         bd = {peer: bd_rate(*zip(*[(a, b) for a, b, _ in curves[peer]]), r, p) for peer in ("jpeg", "webp", "avif") if peer in curves}
         out[codec] = {"points": [list(x) for x in pts], **{f"bd_vs_{k}": v for k, v in bd.items()}, "encode_s_mean": float(np.mean(t))}
-        print(f"{codec:18s} {len(pts):6d} {bd.get('jpeg', float('nan')):15.2f}% {bd.get('webp', float('nan')):8.2f}% {bd.get('avif', float('nan')):8.2f}% {np.mean(t):15.1f}")
+        print(
+            f"{codec:18s} {len(pts):6d} {bd.get('jpeg', float('nan')):15.2f}% {bd.get('webp', float('nan')):8.2f}% {bd.get('avif', float('nan')):8.2f}% {np.mean(t):15.1f}"
+        )
     del ref
     # per image and point: PSNR against each peer at the same bpp (the peer's curve on that image,
     # interpolated in log-rate; "-" where the point lies outside the peer's range)
-    print(f"\n{'codec':12s} {'image':8s} {'lambda':>7s} {'bpp':>6s} {'PSNR':>6s} {'dB vs JPEG':>10s} {'WebP':>6s} {'AVIF':>6s} {'nk-default':>10s} {'encode s':>8s}")
+    print(
+        f"\n{'codec':12s} {'image':8s} {'lambda':>7s} {'bpp':>6s} {'PSNR':>6s} {'dB vs JPEG':>10s} {'WebP':>6s} {'AVIF':>6s} {'nk-default':>10s} {'encode s':>8s}"
+    )
     for r in rows:
         if not r["codec"].startswith("overfit"):
             continue
@@ -134,7 +149,9 @@ def report() -> dict:
             d[peer] = r["psnr"] - float(np.interp(np.log(r["bpp"]), b, ps)) if b[0] <= np.log(r["bpp"]) <= b[-1] else None
         r["delta_db"] = d
         f = [f"{d[k]:+.2f}" if d[k] is not None else "-" for k in d]
-        print(f"{r['codec']:12s} {r['image']:8s} {r['setting']:7.0e} {r['bpp']:6.3f} {r['psnr']:6.2f} {f[0]:>10s} {f[1]:>6s} {f[2]:>6s} {f[3]:>10s} {r['encode_s']:8.0f}")
+        print(
+            f"{r['codec']:12s} {r['image']:8s} {r['setting']:7.0e} {r['bpp']:6.3f} {r['psnr']:6.2f} {f[0]:>10s} {f[1]:>6s} {f[2]:>6s} {f[3]:>10s} {r['encode_s']:8.0f}"
+        )
     return out
 
 
