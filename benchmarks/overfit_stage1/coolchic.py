@@ -108,13 +108,11 @@ def _downsample(image: np.ndarray, s: int) -> jnp.ndarray:
     return jax.image.resize(x, (-(-h // 2**s), -(-w // 2**s), 3), "linear", antialias=True)
 
 
-def _finer(params, levels_now):
-    """The model one scale up: a new zero full-resolution level in front, its synthesis weights small."""
-    h0, w0 = params["lat"][0].shape
-    lat = [jnp.zeros((2 * h0, 2 * w0))] + list(params["lat"])
+def _finer(params, shape, seed):
+    """The model one scale up: a new zero level of ``shape`` (full resolution) in front, its synthesis weights small."""
     syn = dict(params["syn"])
-    syn["w1"] = jnp.concatenate([jax.random.normal(jax.random.PRNGKey(levels_now), (1, HIDDEN_SYN)) * 0.1, syn["w1"]], 0)
-    return {"lat": lat, "arm": params["arm"], "syn": syn}
+    syn["w1"] = jnp.concatenate([jax.random.normal(jax.random.PRNGKey(seed), (1, HIDDEN_SYN)) * 0.1, syn["w1"]], 0)
+    return {"lat": [jnp.zeros(shape), *params["lat"]], "arm": params["arm"], "syn": syn}
 
 
 def fit(image: np.ndarray, lam: float, schedule, levels: int = 7, lr: float = 1e-2, hard_iters: int = 0, seed: int = 0, log=None):
@@ -125,9 +123,8 @@ def fit(image: np.ndarray, lam: float, schedule, levels: int = 7, lr: float = 1e
     h, w = image.shape[:2]
     s0 = schedule[0][0]
     hs, ws = -(-h // 2**s0), -(-w // 2**s0)
+    # its level shapes are the full model's levels s0..: ceil(ceil(h/2^s)/2^k) = ceil(h/2^(s+k))
     params = init_params(hs, ws, levels - s0, jax.random.PRNGKey(seed))
-    # the coarse model's level shapes must be the full model's levels s0..: ceil(ceil(h/2^s)/2^k) = ceil(h/2^(s+k))
-    params["lat"] = [jnp.zeros(sh) for sh in level_shapes(h, w, levels)[s0:]]
     t0 = time.perf_counter()
     stages = [(s, n, "noise", optax.cosine_decay_schedule(lr, n, 0.1)) for s, n in schedule]
     if hard_iters:
@@ -135,10 +132,8 @@ def fit(image: np.ndarray, lam: float, schedule, levels: int = 7, lr: float = 1e
     scale = s0
     for s, n, mode, sched in stages:
         while scale > s:
-            params = _finer(params, scale)
             scale -= 1
-            # the level shapes are the full model's: fix the new level's shape (rounding up can overshoot)
-            params["lat"][0] = jnp.zeros(level_shapes(h, w, levels)[scale])
+            params = _finer(params, level_shapes(h, w, levels)[scale], seed=scale + 1)
         target = _downsample(image, s)
         opt = optax.adam(sched)
 
@@ -181,13 +176,13 @@ def encode(params, image, lam):
     h, w = image.shape[:2]
     lat = [np.round(np.asarray(y)).astype(np.int64) for y in params["lat"]]
     target = image.astype(np.float32) / 255.0
+    lo, hi = int(min(y.min() for y in lat)), int(max(y.max() for y in lat))
+    model = constriction.stream.model.QuantizedLaplace(lo, hi + 1)
     best = None
     for arm_step in (2.0**-6, 2.0**-8, 2.0**-10):
         arm_q = _quantise_tree(params["arm"], arm_step)
         arm_f = _dequantise_tree(arm_q, arm_step)
         coder = constriction.stream.stack.AnsCoder()
-        lo, hi = int(min(y.min() for y in lat)), int(max(y.max() for y in lat))
-        model = constriction.stream.model.QuantizedLaplace(lo, hi + 1)
         for y in reversed(lat):
             mu, b = arm_forward(arm_f, contexts(jnp.asarray(y, jnp.float32)))
             coder.encode_reverse(y.reshape(-1).astype(np.int32), model, np.asarray(mu, np.float64), np.asarray(b, np.float64))
@@ -198,7 +193,7 @@ def encode(params, image, lam):
             syn_bytes = len(pack(np.concatenate([a.ravel() for a in jax.tree_util.tree_leaves(syn_q)])))
             x = synthesis(_dequantise_tree(syn_q, syn_step), [jnp.asarray(y, jnp.float32) for y in lat], h, w)
             out = np.clip(np.round(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)
-            nbytes = lat_bytes + arm_bytes + syn_bytes + 16  # 16: header (size, levels, steps, value range)
+            nbytes = lat_bytes + arm_bytes + syn_bytes + 16  # 16 bytes counted for a header (size, levels, steps, value range), not written
             mse = float(np.mean((out.astype(np.float32) / 255.0 - target) ** 2))
             cost = mse + lam * 8 * nbytes / (h * w)
             if best is None or cost < best[0]:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from nkcodec.metrics import psnr
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 IMAGES = ["kodim04", "kodim08", "kodim19", "kodim23"]  # portrait, texture, mixed, smooth
@@ -43,10 +45,6 @@ def save(res: dict) -> None:
     tmp = OUT.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=1))
     tmp.replace(OUT)
-
-
-def psnr(a, b) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
 def peers(img: np.ndarray):
@@ -123,7 +121,6 @@ def report() -> dict:
         ]
         if len(pts) >= 2:
             curves[codec] = sorted(pts)
-    ref = curves["jpeg"]
     out = {}
     print(f"{'codec':18s} {'points':>6s} {'BD-rate vs JPEG':>16s} {'vs WebP':>9s} {'vs AVIF':>9s} {'encode s/image':>15s}")
     for codec, pts in curves.items():
@@ -133,7 +130,6 @@ def report() -> dict:
         print(
             f"{codec:18s} {len(pts):6d} {bd.get('jpeg', float('nan')):15.2f}% {bd.get('webp', float('nan')):8.2f}% {bd.get('avif', float('nan')):8.2f}% {np.mean(t):15.1f}"
         )
-    del ref
     # per image and point: PSNR against each peer at the same bpp (the peer's curve on that image,
     # interpolated in log-rate; "-" where the point lies outside the peer's range)
     print(
@@ -147,7 +143,6 @@ def report() -> dict:
             pts = sorted((x["bpp"], x["psnr"]) for x in rows if x["codec"] == peer and x["image"] == r["image"])
             b, ps = np.log([a for a, _ in pts]), [c for _, c in pts]
             d[peer] = r["psnr"] - float(np.interp(np.log(r["bpp"]), b, ps)) if b[0] <= np.log(r["bpp"]) <= b[-1] else None
-        r["delta_db"] = d
         f = [f"{d[k]:+.2f}" if d[k] is not None else "-" for k in d]
         print(
             f"{r['codec']:12s} {r['image']:8s} {r['setting']:7.0e} {r['bpp']:6.3f} {r['psnr']:6.2f} {f[0]:>10s} {f[1]:>6s} {f[2]:>6s} {f[3]:>10s} {r['encode_s']:8.0f}"
