@@ -87,16 +87,16 @@ def test_compiled_kernel_matches_its_python_source(shape, max_error):
     """The Numba kernel and the same code run by Python (int64 semantics of NumPy
     scalars and arrays) give the same bytes and the same decoded samples."""
     img = photo(shape)
-    planes, chroma = nearlossless_v2._layout(shape[2])
+    lay, cfg = nearlossless_v2._layout(shape[2]), nearlossless_v2._CFG8
     steps = nearlossless_v2._steps(shape[2], max_error)
     out = {}
     for name, fn in (("numba", nearlossless_v2._code_tile), ("python", nearlossless_v2._code_tile.py_func)):
         buf = np.zeros(img.size * 8 + 1024, np.uint8)
         rec = np.zeros_like(img)
-        n = fn(img, rec, planes, chroma, steps, buf, nearlossless_v2._TABLES, *nearlossless_v2._state(), True)
+        n = fn(img, rec, lay, cfg, steps, buf, nearlossless_v2._TABLES, *nearlossless_v2._state(), True)
         data = buf[:n].copy()
         dec = np.zeros_like(img)
-        assert fn(dec, dec, planes, chroma, steps, data, nearlossless_v2._TABLES, *nearlossless_v2._state(), False) == n
+        assert fn(dec, dec, lay, cfg, steps, data, nearlossless_v2._TABLES, *nearlossless_v2._state(), False) == n
         np.testing.assert_array_equal(dec, rec)
         out[name] = data.tobytes(), rec
     assert out["numba"][0] == out["python"][0]

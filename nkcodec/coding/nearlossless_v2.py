@@ -192,31 +192,31 @@ def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc):
-    """Code (enc) or decode one quantised error: its bit length in unary, its
-    sign, then the bits below its leading one.  Each model's context ``ctx[k]`` is
-    the start of its block of _BLOCK probabilities: 8 length bits, 1 sign bit, 8 x 8
-    mantissa bits; ``wbase`` the plane's first weight set."""
+def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc, mb):
+    """Code (enc) or decode one quantised error of at most ``mb`` bits: its bit length
+    in unary, its sign, then the bits below its leading one.  Each model's context
+    ``ctx[k]`` is the start of its block of ``1 + mb + mb * mb`` probabilities: mb length
+    bits, 1 sign bit, mb x mb mantissa bits; ``wbase`` the plane's first weight set."""
     nb = 0
     if enc:
         t = a
         while t > 0:
             nb += 1
             t >>= 1
-        for j in range(_MAX_BITS):
+        for j in range(mb):
             more = 1 if nb > j else 0
             _bit(st, buf, probs, wts, sq, stt, sts, ctx, j, wbase + j, more, True)
             if not more:
                 break
     else:
-        while nb < _MAX_BITS and _bit(st, buf, probs, wts, sq, stt, sts, ctx, nb, wbase + nb, 0, False):
+        while nb < mb and _bit(st, buf, probs, wts, sq, stt, sts, ctx, nb, wbase + nb, 0, False):
             nb += 1
     if nb == 0:
         return 0
-    neg = _bit(st, buf, probs, wts, sq, stt, sts, ctx, _MAX_BITS, wbase + _MAX_BITS, neg, enc)
+    neg = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb, wbase + mb, neg, enc)
     v = a if enc else 1
     for j in range(nb - 2, -1, -1):
-        b = _bit(st, buf, probs, wts, sq, stt, sts, ctx, _MAX_BITS + 1 + (nb - 1) * _MAX_BITS + j, wbase + _MAX_BITS + 1 + (j == nb - 2), (a >> j) & 1, enc)
+        b = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb + 1 + (nb - 1) * mb + j, wbase + mb + 1 + (j == nb - 2), (a >> j) & 1, enc)
         if not enc:
             v = (v << 1) | b
     return -v if neg else v
@@ -245,24 +245,35 @@ _MBINS = _bins(8, _CTX2, lambda t: t * 5 // 4 + 1)  # the best sub-predictor's r
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
+def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
     """Code (enc=True: img -> buf) or decode (buf -> rec) one tile.
 
-    img, rec: (h, w, planes) uint8 (img is read when encoding only; rec gets the
-    decoded samples either way).  Planes are coded one after another in the order
-    ``planes``; chroma[c]: plane c is coded as a difference from plane 1 (G), which
-    comes first.  steps[c]: quantiser step of plane c.  tabs: (weights, squash,
-    stretch, coding bins, slope bins, error bins, guided weights) lookup tables.
-    probs, wts: the models' probabilities and the mixer's weights, which start from the prior
-    (:func:`prior`) and are left in their final state.  Returns the number
-    of bytes written (enc) or read (dec), or -1 when buf is too small (enc)."""
+    img, rec: (h, w, channels) uint8 or uint16 (img is read when encoding only; rec gets
+    the decoded samples either way).  lay: (planes, 3), in coding order, each plane's
+    [channel, reference, guide]: a reference (>= 0, coded earlier) makes the plane
+    coded as its difference from the reference's decoded sample, with the colour
+    predictors; a guide (>= 0, coded earlier, with a reference) weighs the neighbours
+    too, as R does for B.  cfg: [largest sample, bits of the largest quantised error,
+    activity shift, error-context shift]: samples of more than 8 bits have their
+    activities and errors shifted down into the 8-bit contexts.  steps[c]: quantiser
+    step of channel c.  tabs: (weights, squash, stretch, coding bins, slope bins, error
+    bins, guided weights) lookup tables.  probs, wts: the models' probabilities (a
+    block of ``_CTX3`` contexts per channel) and the mixer's weights, which start from
+    the prior (:func:`prior`) and are left in their final state.  Only the plane being
+    coded and the one before it are kept, so memory does not grow with the channels.
+    Returns the number of bytes written (enc) or read (dec), or -1 when buf is too
+    small (enc)."""
     wt, sq, stt, qbins, sbins, mbins, gwt = tabs
     h, w = rec.shape[0], rec.shape[1]
-    nplanes = len(planes)
-    val = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # decoded plane values (chroma: minus G), padded
-    err = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # final prediction errors (x8)
-    serr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # blend (spatial) prediction errors (x8)
-    qerr = np.zeros((_MAX_PLANES, h + 2, w + 4), np.int32)  # |quantised errors|
+    nplanes = lay.shape[0]
+    maxv, mb, ash, qsh = cfg[0], cfg[1], cfg[2], cfg[3]
+    blk = 1 + mb + mb * mb
+    wsets = mb + 3
+    ngw = len(gwt) - 1
+    val = np.zeros((h + 2, w + 4), np.int32)  # decoded values of the plane (minus its reference), padded
+    err = np.zeros((2, h + 2, w + 4), np.int32)  # final prediction errors (x8): this plane, the one before
+    serr = np.zeros((2, h + 2, w + 4), np.int32)  # blend (spatial) prediction errors (x8)
+    qerr = np.zeros((2, h + 2, w + 4), np.int32)  # |quantised errors|
     perr = np.zeros((h + 2, w + 4, NUM_SUB), np.int32)  # |sub-predictor errors| (x8) of the current plane
     rowf = np.zeros((w, NUM_SUB), np.int32)
     bsum = np.zeros(_BIAS_CTX, np.int64)
@@ -283,13 +294,15 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
             st[2] = (st[2] << 8) | nxt
         st[3] = 4
     for ci in range(nplanes):
-        c = planes[ci]
-        cr = chroma[c]
-        prev = planes[ci - 1] if ci > 0 else c
-        v_ = val[c]
-        g_ = val[1]
-        e_ = err[c]
-        q_ = qerr[c]
+        c = lay[ci, 0]
+        gi = lay[ci, 1]
+        ri = lay[ci, 2]
+        cr = gi >= 0
+        cur = ci & 1
+        prev = 1 - cur
+        v_ = val
+        e_ = err[cur]
+        q_ = qerr[cur]
         perr[:] = 0
         bsum[:] = 0
         bcnt[:] = 0
@@ -330,41 +343,40 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 sub[6] = 8 * (2 * wv - ww)
                 sub[7] = 8 * (n + ne - nne)
                 g0 = 0
-                if cr:  # the plane itself (not its difference from G) locally flat
-                    g0 = g_[py, px]
-                    gn = g_[py - 1, px] - g0 if y > 0 else 0
-                    gw = g_[py, px - 1] - g0 if x > 0 else 0
+                if cr:  # the plane itself (not its difference from the reference) locally flat
+                    g0 = np.int64(rec[y, x, gi])
+                    gn = np.int64(rec[y - 1, x, gi]) - g0 if y > 0 else 0
+                    gw = np.int64(rec[y, x - 1, gi]) - g0 if x > 0 else 0
                     sub[8] = 8 * (n + gn)
                     sub[9] = 8 * (wv + gw)
                     sub[10] = 4 * (n + gn + wv + gw)
-                    # G-guided: the neighbours' differences, weighted by how alike their G is
-                    gnw = g_[py - 1, px - 1] - g0 if (y > 0 and x > 0) else gn
-                    gne = g_[py - 1, px + 1] - g0 if (y > 0 and x + 1 < w) else gn
-                    gnn = g_[py - 2, px] - g0 if y > 1 else gn
-                    gww = g_[py, px - 2] - g0 if x > 1 else gw
+                    # reference-guided: the neighbours' differences, weighted by how alike their reference is
+                    gnw = np.int64(rec[y - 1, x - 1, gi]) - g0 if (y > 0 and x > 0) else gn
+                    gne = np.int64(rec[y - 1, x + 1, gi]) - g0 if (y > 0 and x + 1 < w) else gn
+                    gnn = np.int64(rec[y - 2, x, gi]) - g0 if y > 1 else gn
+                    gww = np.int64(rec[y, x - 2, gi]) - g0 if x > 1 else gw
                     dn, dw, dnw, dne, dnn, dww = abs(gn), abs(gw), abs(gnw), abs(gne), abs(gnn), abs(gww)
-                    if c == 2:  # B: R is decoded too, and guides as well
-                        r_ = val[0]
-                        r0 = r_[py, px] + g0
+                    if ri >= 0:  # a second guide (B: R), decoded too
+                        r0 = np.int64(rec[y, x, ri])
                         if y > 0:
-                            dn += abs(r_[py - 1, px] + g_[py - 1, px] - r0)
+                            dn += abs(np.int64(rec[y - 1, x, ri]) - r0)
                         if x > 0:
-                            dw += abs(r_[py, px - 1] + g_[py, px - 1] - r0)
+                            dw += abs(np.int64(rec[y, x - 1, ri]) - r0)
                         if y > 0 and x > 0:
-                            dnw += abs(r_[py - 1, px - 1] + g_[py - 1, px - 1] - r0)
+                            dnw += abs(np.int64(rec[y - 1, x - 1, ri]) - r0)
                         if y > 0 and x + 1 < w:
-                            dne += abs(r_[py - 1, px + 1] + g_[py - 1, px + 1] - r0)
+                            dne += abs(np.int64(rec[y - 1, x + 1, ri]) - r0)
                         if y > 1:
-                            dnn += abs(r_[py - 2, px] + g_[py - 2, px] - r0)
+                            dnn += abs(np.int64(rec[y - 2, x, ri]) - r0)
                         if x > 1:
-                            dww += abs(r_[py, px - 2] + g_[py, px - 2] - r0)
-                    w0 = gwt[dn]
-                    w1 = gwt[dw]
-                    w2 = gwt[dnw]
-                    w3 = gwt[dne]
+                            dww += abs(np.int64(rec[y, x - 2, ri]) - r0)
+                    w0 = gwt[min(dn >> ash, ngw)]
+                    w1 = gwt[min(dw >> ash, ngw)]
+                    w2 = gwt[min(dnw >> ash, ngw)]
+                    w3 = gwt[min(dne >> ash, ngw)]
                     sub[11] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne) + (w0 + w1 + w2 + w3) // 2) // (w0 + w1 + w2 + w3)
-                    w4 = gwt[dnn]
-                    w5 = gwt[dww]
+                    w4 = gwt[min(dnn >> ash, ngw)]
+                    w5 = gwt[min(dww >> ash, ngw)]
                     tw = w0 + w1 + w2 + w3 + w4 + w5
                     sub[12] = (8 * (w0 * n + w1 * wv + w2 * nw + w3 * ne + w4 * nn + w5 * ww) + tw // 2) // tw
                 else:
@@ -378,7 +390,7 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 smin = _WEIGHT_TABLE - 1
                 b0 = b1 = 0
                 for k in range(nsub):
-                    s = rowf[x, k] + perr[py - 2, px, k] + 4 * perr[py, px - 1, k] + perr[py, px - 2, k]
+                    s = (rowf[x, k] + perr[py - 2, px, k] + 4 * perr[py, px - 1, k] + perr[py, px - 2, k]) >> ash
                     if s > smin:
                         s2 = _WEIGHT_TABLE - 1 if s >= _WEIGHT_TABLE else s
                     else:
@@ -401,12 +413,12 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 a = 8 * (abs(n - nw) + abs(wv - nw) + abs(ne - n)) + 3 * (abs(en) + abs(ew)) + 2 * (abs(e_[py - 1, px - 1]) + abs(e_[py - 1, px + 1]))
                 aq = 0
                 if cr:
-                    aq = sbins[min(a, _ACT_TABLE - 1)]
+                    aq = sbins[min(a >> ash, _ACT_TABLE - 1)]
                     eg = serr[prev, py, px]
                     cor = ((sxy[aq] * 16) // (sxx[aq] + 64)) * eg
                     p += cor // 16 if cor >= 0 else -((-cor) // 16)
                     a += 2 * abs(err[prev, py, px])
-                q = qbins[min(a, _ACT_TABLE - 1)]
+                q = qbins[min(a >> ash, _ACT_TABLE - 1)]
                 tex = (
                     (1 if 8 * n > p else 0)
                     | (2 if 8 * wv > p else 0)
@@ -424,34 +436,34 @@ def _code_tile(img, rec, planes, chroma, steps, buf, tabs, probs, wts, enc):
                 pred = g0 + ((p + 4) >> 3)
                 if pred < 0:
                     pred = 0
-                elif pred > 255:
-                    pred = 255
-                d3 = min(q_[py, px - 1], 7) * 8 + min(q_[py - 1, px], 7)
+                elif pred > maxv:
+                    pred = maxv
+                d3 = min(q_[py, px - 1] >> qsh, 7) * 8 + min(q_[py - 1, px] >> qsh, 7)
                 if cr:
-                    d3 += 64 * min(qerr[prev, py, px], 3)
-                ctx[0] = (c * _CTX3 + q) * _BLOCK
-                wbase = (c * _WGROUPS + q // (NUM_BINS // _WGROUPS)) * _WSETS
-                ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * _BLOCK
-                ctx[2] = (c * _CTX3 + d3) * _BLOCK
+                    d3 += 64 * min(qerr[prev, py, px] >> qsh, 3)
+                ctx[0] = (c * _CTX3 + q) * blk
+                wbase = (c * _WGROUPS + q // (NUM_BINS // _WGROUPS)) * wsets
+                ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * blk
+                ctx[2] = (c * _CTX3 + d3) * blk
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
-                    _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True)
+                    _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True, mb)
                 else:
-                    qe = _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, 0, 0, False)
+                    qe = _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, 0, 0, False, mb)
                 q_[py, px] = abs(qe)
                 r = pred + qe * step
                 if r < 0:
                     r = 0
-                elif r > 255:
-                    r = 255
+                elif r > maxv:
+                    r = maxv
                 rec[y, x, c] = r
                 v = r - g0
                 v_[py, px] = v
                 fe = 8 * v - p
                 e_[py, px] = fe
                 se = 8 * v - sp
-                serr[c, py, px] = se
+                serr[cur, py, px] = se
                 for k in range(nsub):
                     perr[py, px, k] = abs(8 * v - sub[k])
                 if cr:
@@ -521,13 +533,15 @@ def min_bytes(samples: int) -> int:
     return max(4, samples * 17 // 100000)
 
 
-def _layout(channels: int):
-    """(planes in coding order, chroma flags) for an image of ``channels`` channels."""
-    planes = {1: (0,), 2: (0, 1), 3: (1, 0, 2), 4: (1, 0, 2, 3)}[channels]
-    chroma = np.zeros(_MAX_PLANES, np.bool_)
-    if channels >= 3:
-        chroma[0] = chroma[2] = True
-    return np.array(planes, np.int64), chroma
+def _layout(channels: int) -> np.ndarray:
+    """Version 2's planes for an image of ``channels`` channels, in coding order, as
+    :func:`_code_tile` takes them ([channel, reference, guide]): G first, then R and B
+    as differences from G (B guided by R too), then alpha; gray and alpha alone."""
+    return np.array({1: [[0, -1, -1]], 2: [[0, -1, -1], [1, -1, -1]], 3: [[1, -1, -1], [0, 1, -1], [2, 1, 0]],
+                     4: [[1, -1, -1], [0, 1, -1], [2, 1, 0], [3, -1, -1]]}[channels], np.int64)  # fmt: skip
+
+
+_CFG8 = np.array([255, _MAX_BITS, 0, 0], np.int64)  # 8-bit samples: no shifts (:func:`_code_tile`'s cfg)
 
 
 def _steps(channels: int, max_error: int) -> np.ndarray:
@@ -583,7 +597,7 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
     object per tile (:func:`tiles`)."""
     image = _as_hwc(image)
     max_error = check_max_error(max_error)
-    planes, chroma = _layout(image.shape[2])
+    lay = _layout(image.shape[2])
     steps = _steps(image.shape[2], max_error)
 
     def one(t):
@@ -592,7 +606,7 @@ def encode(image: np.ndarray, max_error: int = 0, threads: int | None = None) ->
         size = tile.size * 2 + 1024
         while True:
             buf = np.empty(size, np.uint8)
-            n = _code_tile(tile, rec, planes, chroma, steps, buf, _TABLES, *_state(), True)
+            n = _code_tile(tile, rec, lay, _CFG8, steps, buf, _TABLES, *_state(), True)
             if n >= 0:
                 return buf[:n].tobytes()
             size *= 4
@@ -624,7 +638,7 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
     (version 3): a tile whose bytes are exactly its raw size is its samples
     (:func:`with_stored`); a longer one is corrupt."""
     h, w, channels = shape if len(shape) == 3 else (*shape, 1)
-    planes, chroma = _layout(channels)
+    lay = _layout(channels)
     steps = _steps(channels, max_error)
     grid = tiles(h, w)
     if len(parts) != len(grid):
@@ -645,7 +659,7 @@ def decode(parts: list, shape: tuple, max_error: int = 0, threads: int | None = 
             out[rs, cs] = np.frombuffer(parts[i], np.uint8).reshape(rec.shape)
             return
         data = np.frombuffer(parts[i], np.uint8).copy()  # writable: the kernel is shared with the encoder
-        n = _code_tile(rec, rec, planes, chroma, steps, data, _TABLES, *_state(), False)
+        n = _code_tile(rec, rec, lay, _CFG8, steps, data, _TABLES, *_state(), False)
         if n != data.size:
             raise CorruptStreamError(f"lossless tile {i} ends at byte {n} of {data.size}")
         out[rs, cs] = rec

@@ -23,13 +23,13 @@ def fit_prior(images, progress=None) -> tuple:
     n = 0
     for image in images:
         image = v2._as_hwc(image)
-        planes, chroma = v2._layout(image.shape[2])
+        lay = v2._layout(image.shape[2])
         steps = v2._steps(image.shape[2], 0)
         for t in v2.tiles(*image.shape[:2]):
             tile = np.ascontiguousarray(image[t])
             probs, wts = v2.flat_prior()
             buf = np.empty(tile.size * 4 + 1024, np.uint8)
-            v2._code_tile(tile, np.empty_like(tile), planes, chroma, steps, buf, v2._TABLES, probs, wts, True)
+            v2._code_tile(tile, np.empty_like(tile), lay, v2._CFG8, steps, buf, v2._TABLES, probs, wts, True)
             hit = probs != v2._ONE // 2
             sums += np.where(hit, v2._STRETCH[probs >> 4], 0)
             used += hit
