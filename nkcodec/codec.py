@@ -85,8 +85,9 @@ class Codec:
         return cls(config.pop("quality", 4), cid[len("nkcodec.") :], **config)
 
     def encode(self, image) -> bytes:
-        """Compress a uint8 image to ``.nkc`` bytes."""
-        image = check_image(image)
+        """Compress an image to ``.nkc`` bytes: uint8 with 1 to 4 channels, or for
+        ``near-lossless`` also uint16 and up to 16 channels."""
+        image = self._impl.check_image(image)
         return self.pack(image, *self._impl.encode(image))
 
     def pack(self, image: np.ndarray, params: dict, sections: list) -> bytes:

@@ -9,7 +9,6 @@ import numpy as np
 
 from .batch import chunks, done
 from .format.container import unpack_container
-from .format.limits import check_image
 from .presets import LatentPreset, check_decoded, decode_stream, decoder_for
 
 __all__ = ["encode_batch", "entropy_stage", "synthesize"]
@@ -24,7 +23,7 @@ def encode_batch(codec, batch: list, pool, load) -> list:
     groups = {}  # analysis key -> [(index, image, net input)]
     for i, item in enumerate(batch):
         try:
-            image = check_image(load(item) if load is not None else item)
+            image = impl.check_image(load(item) if load is not None else item)
             if not isinstance(impl, LatentPreset):
                 out[i] = pool.submit(codec.encode, image)
                 continue

@@ -7,7 +7,7 @@ Layout (little-endian)::
     3      1     format version (1)
     4      4     height           u32, 1..MAX_SIDE
     8      4     width            u32, 1..MAX_SIDE
-    12     1     channels         u8, 1..4
+    12     1     channels         u8, 1..16 (more than 4: near-lossless only)
     13     1     flags            u8, bit 0: image had no channel axis (HxW)
     14     1     preset id        u8 (see PRESET_IDS)
     15     1     quality          u8
@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..errors import CorruptStreamError
-from .limits import MAX_CHANNELS, MAX_PIXELS, MAX_SIDE
+from .limits import MAX_PIXELS, MAX_SIDE, MAX_STREAM_CHANNELS
 
 __all__ = [
     "MAGIC",
@@ -96,8 +96,8 @@ def check_dims(height: int, width: int, channels: int) -> None:
         raise CorruptStreamError(f"image size {height}x{width} outside 1..{MAX_SIDE}")
     if height * width > MAX_PIXELS:
         raise CorruptStreamError(f"image of {height * width} pixels exceeds the cap of {MAX_PIXELS}")
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise CorruptStreamError(f"{channels} channels, expected 1..{MAX_CHANNELS}")
+    if not 1 <= channels <= MAX_STREAM_CHANNELS:
+        raise CorruptStreamError(f"{channels} channels, expected 1..{MAX_STREAM_CHANNELS}")
 
 
 def pack_container(header: Header, sections: list) -> bytes:

@@ -62,6 +62,8 @@ def decoder_for(header: Header) -> Preset:
     if header.preset not in PRESETS:
         raise CorruptStreamError(f"preset {header.preset!r} is not supported by this build")
     cls = PRESETS[header.preset]
+    if header.channels > cls.max_channels:
+        raise CorruptStreamError(f"preset {header.preset} streams carry at most {cls.max_channels} channels, this one names {header.channels}")
     validate(header, cls.declared_params())
     return cls(min(max(header.quality, QUALITIES[0]), QUALITIES[-1]))
 

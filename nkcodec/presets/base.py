@@ -22,6 +22,7 @@ from ..coding import adaptive_filter, flat_blocks, rle
 from ..config import LAMBDAS, LATENT_STRIDE, QUALITIES
 from ..errors import CorruptStreamError
 from ..format.container import Header
+from ..format.limits import MAX_CHANNELS, check_image
 from ..format.schema import IMAGE, Int
 
 __all__ = ["Preset", "LatentPreset", "split_rgb", "join_rgb", "with_image", "image_parts", "check_image_flags", "latent_hw", "model_for", "ModelOption"]
@@ -35,9 +36,15 @@ class Preset:
     lossless = False
     quality_ladder = False  # True: quality 1..8 is a rate-distortion ladder (compress_to_size needs one)
     model_id = 0  # the model a stream names (0: none)
+    max_channels = MAX_CHANNELS  # the most channels its streams carry
 
     def __init__(self, quality: int):
         self.quality = quality
+
+    def check_image(self, image) -> np.ndarray:
+        """The image, checked as this preset takes it (uint8, 1 to 4 channels; see
+        :func:`~nkcodec.format.limits.check_image`), or ValueError naming the problem."""
+        return check_image(image)
 
     @classmethod
     def declared_params(cls):

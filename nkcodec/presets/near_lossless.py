@@ -3,6 +3,10 @@
 
 Version 2 (the default, ``base=None``) codes the image by prediction from the samples
 already decoded around each one (:mod:`nkcodec.coding.nearlossless_v2`), with no model.
+Version 4 codes what version 2 cannot: samples of other depths than 8 bits (``uint16``
+arrays, or ``bits`` declared), more than 4 channels (up to 16), or ``max_error`` above 32
+(:mod:`nkcodec.coding.nearlossless_v4`).  8-bit images of 1 to 4 channels keep version
+2's bytes.
 Version 1 (``base=q``) codes the ``context`` preset's image at quality ``q`` and then the
 residual against it (:mod:`nkcodec.coding.nearlossless_v1`), as streams before version 2
 did: it needs more bytes (``docs/lossless.md``).
@@ -12,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coding import nearlossless_v1, nearlossless_v2
+from ..coding import nearlossless_v1, nearlossless_v2, nearlossless_v4
 from ..coding.latent_codecs import ContextLatent
 from ..config import QUALITIES
 from ..errors import CorruptStreamError, check_int
 from ..format.container import Header
-from ..format.schema import COUNT, IMAGE, Int, Versions
+from ..format.schema import COUNT, IMAGE, Bool, Int, Versions
 from .base import IMAGE_PARAMS, ModelOption, Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
 
 __all__ = ["NearLosslessPreset"]
@@ -39,13 +43,30 @@ class NearLosslessPreset(ModelOption, Preset):
             },
             2: {"residual": {"v": Int(2, 2), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},
             3: {"residual": {"v": Int(3, 3), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},  # 2 with stored tiles
+            # any depth (bits; wide: uint16 samples) and up to 16 channels
+            4: {"residual": {"v": Int(4, 4), "max_error": Int(0, nearlossless_v4.MAX_ERROR), "bits": Int(1, 16), "wide": Bool()}, "image": IMAGE},
         },
     )
+    max_channels = nearlossless_v4.MAX_CHANNELS
 
-    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None):
+    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None, bits: int | None = None):
         super().__init__(quality, model)  # the model: version 1's base
-        self.max_error = nearlossless_v1.check_max_error(max_error)
+        self.max_error = check_int(max_error, "max_error", 0, nearlossless_v4.MAX_ERROR)
         self.base = check_int(base, "base (None: no learned base; else a quality)", choices=QUALITIES, none=True)
+        self.bits = check_int(bits, "bits (None: the dtype's, 8 or 16)", 1, 16, none=True)
+        if self.base is not None and (self.max_error > nearlossless_v1.MAX_ERROR or bits is not None):
+            raise ValueError(f"base (version 1) codes 8-bit images with max_error at most {nearlossless_v1.MAX_ERROR}")
+
+    def check_image(self, image) -> np.ndarray:
+        """uint8 or uint16, 1 to 16 channels (version 1, ``base``: as the learned presets)."""
+        if self.base is not None:
+            return super().check_image(image)
+        return np.ascontiguousarray(nearlossless_v4.check_samples(image, self.bits)[0].reshape(image.shape))
+
+    def _any_depth(self, image: np.ndarray) -> bool:
+        """Whether ``image`` needs version 4 (see the module docstring)."""
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        return image.dtype != np.uint8 or channels > 4 or self.bits not in (None, 8) or self.max_error > nearlossless_v1.MAX_ERROR
 
     @property
     def lossless(self) -> bool:
@@ -57,10 +78,16 @@ class NearLosslessPreset(ModelOption, Preset):
 
     def encode(self, image: np.ndarray):
         channels = 1 if image.ndim == 2 else image.shape[2]
+        flags = {"gray": channels <= 2, "alpha": channels in (2, 4)}
+        if self.base is None and self._any_depth(image):
+            bits = nearlossless_v4.check_samples(image, self.bits)[1]
+            parts = nearlossless_v4.encode(image, self.max_error, bits)
+            residual = {"v": nearlossless_v4.VERSION, "max_error": self.max_error, "bits": bits, "wide": image.dtype == np.uint16}
+            return {"residual": residual, "image": flags}, parts
         if self.base is None:
             parts, stored = nearlossless_v2.with_stored(image, nearlossless_v2.encode(image, self.max_error))
             version = nearlossless_v2.VERSION_STORED if stored else nearlossless_v2.VERSION  # unchanged bytes where nothing is stored
-            params = {"residual": {"v": version, "max_error": self.max_error}, "image": {"gray": channels <= 2, "alpha": channels in (2, 4)}}
+            params = {"residual": {"v": version, "max_error": self.max_error}, "image": flags}
             return params, parts
         rgb, alpha, gray = split_rgb(image)
         m = self.model
@@ -72,13 +99,18 @@ class NearLosslessPreset(ModelOption, Preset):
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
         res = header.params["residual"]
+        if header.channels > 4 and res.get("v") != nearlossless_v4.VERSION:
+            raise CorruptStreamError(f"near-lossless version {res.get('v', 1)} codes at most 4 channels, the stream names {header.channels}")
         if res.get("v") is None:  # version 1: a learned base and its residual
             return self._decode_v1(header, sections)
         check_image_flags(header)
         if header.model_id != 0:
-            raise CorruptStreamError(f"near-lossless version 2 uses no model, but the stream names model {header.model_id}")
+            raise CorruptStreamError(f"near-lossless version {res['v']} uses no model, but the stream names model {header.model_id}")
+        shape = (header.height, header.width, header.channels)
+        if res["v"] == nearlossless_v4.VERSION:
+            return nearlossless_v4.decode(sections, shape, res["max_error"], res["bits"], res["wide"])
         stored = res["v"] == nearlossless_v2.VERSION_STORED
-        return nearlossless_v2.decode(sections, (header.height, header.width, header.channels), res["max_error"], stored=stored)
+        return nearlossless_v2.decode(sections, shape, res["max_error"], stored=stored)
 
     @staticmethod
     def _decode_v1(header: Header, sections: list) -> np.ndarray:
