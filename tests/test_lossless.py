@@ -135,7 +135,7 @@ def test_corrupt_streams_raise():
         nkcodec.decompress(pack_container(dataclasses.replace(header, params=flags), sections))
     with pytest.raises(CorruptStreamError, match="no model"):
         nkcodec.decompress(pack_container(dataclasses.replace(header, model_id=6), sections))
-    for v in (4, "2", True, [2]):  # 3 is version 2 with stored tiles
+    for v in (5, "2", True, [2]):  # 3 is version 2 with stored tiles, 4 any depth
         params = {**header.params, "residual": {**header.params["residual"], "v": v}}
         with pytest.raises(CorruptStreamError, match="residual.v"):
             nkcodec.decompress(pack_container(dataclasses.replace(header, params=params), sections))

@@ -20,7 +20,8 @@ written at the start of the tile's bytes, so the decoder only reads it:
 * **Stored tiles.**  A tile whose coded bytes would not be fewer than its raw
   samples is stored raw (little-endian), so no tile costs more than raw.
 
-Tile layout: 2 bytes (activity shift, error shift), then 3 bytes per channel in
+Tile layout: 3 bytes (mode, activity shift, error shift; mode 0 is all this version
+has, and a decoder refuses another), then 3 bytes per channel in
 coding order (channel, reference + 1, guide + 1; 0: none), then the arithmetic
 coder's bytes; or exactly the raw samples.  Every tile starts from version 2's
 prior (counted on 8-bit training photos), each plane from the plane of the same role,
@@ -50,7 +51,8 @@ __all__ = ["VERSION", "MAX_CHANNELS", "MAX_ERROR", "encode", "decode", "check_sa
 VERSION = 4
 MAX_CHANNELS = 16
 MAX_ERROR = 32767  # largest max_error (sample units) a stream may name
-_HEAD = 2  # bytes before the per-channel layout: activity shift, error shift
+_HEAD = 3  # bytes before the per-channel layout: mode, activity shift, error shift
+MODES = (0,)  # the tile modes this build codes (a byte in each tile: room for later coder options)
 _GAIN = 0.95  # a reference is taken when the difference is at most this fraction as rough
 
 
@@ -180,7 +182,7 @@ def encode(image: np.ndarray, max_error: int = 0, bits: int | None = None, threa
         lay = tile_layout(tile)
         ash, qsh = _shifts(tile, bits, int(steps[0]))
         cfg = np.array([(1 << bits) - 1, bits, ash, qsh], np.int64)
-        head = bytes([ash, qsh, *(int(v) + (i > 0) for row in lay for i, v in enumerate(row))])
+        head = bytes([0, ash, qsh, *(int(v) + (i > 0) for row in lay for i, v in enumerate(row))])
         raw = tile.size * tile.itemsize
         size = raw * 2 + 1024
         while True:
@@ -197,7 +199,9 @@ def encode(image: np.ndarray, max_error: int = 0, bits: int | None = None, threa
 
 def _read_head(part: bytes, channels: int, bits: int, i: int) -> tuple:
     """(layout, cfg) a coded tile's first bytes name, checked: CorruptStreamError otherwise."""
-    ash, qsh = part[0], part[1]
+    mode, ash, qsh = part[0], part[1], part[2]
+    if mode not in MODES:
+        raise CorruptStreamError(f"lossless tile {i} has mode {mode}, which this build does not decode (a newer nkcodec may)")
     if ash > bits or qsh > bits:
         raise CorruptStreamError(f"lossless tile {i}: shifts {ash}, {qsh} above the {bits} bits of a sample")
     lay = np.frombuffer(part, np.uint8, 3 * channels, _HEAD).astype(np.int64).reshape(channels, 3)
