@@ -21,31 +21,44 @@ __all__ = ["MODES", "check_image", "read_image", "write_image", "write_atomic", 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode read and written
 
 
-def read_image(path, on_convert=None):
+def read_image(path, on_convert=None, deep: bool = False):
     """Read an 8-bit image file as a uint8 array: HxW (L), HxWx2 (LA), HxWx3 (RGB)
     or HxWx4 (RGBA), the mode it has.  Other modes are converted: 1 to L, P to
     RGB (RGBA when it has transparency), PA to RGBA, CMYK, YCbCr, LAB and HSV
     to RGB; ``on_convert(message)`` is told.  An EXIF orientation is applied (the
     image is read as it is shown), and of an animation the first frame is read, both
-    told too.  16-bit (PNG of 48 or 64 bits included) and float images raise ValueError."""
+    told too.  16-bit (PNG of 48 or 64 bits included) and float images raise ValueError,
+    unless ``deep``: then 16-bit PNG (1 to 4 channels) and 8- or 16-bit TIFF of up to 16
+    channels are read as they are, uint16 or uint8 (:func:`read_deep`)."""
     label = path if isinstance(path, (str, Path)) else getattr(path, "name", "the image")  # not a BytesIO's repr
     try:
-        return _read(path, label, on_convert)
+        if deep and isinstance(path, (str, Path)) and Path(path).suffix.lower() in (".tif", ".tiff"):
+            return read_deep(path, label)
+        return _read(path, label, on_convert, deep)
     except OSError as e:  # a damaged file: say which (Pillow's own message may not)
         if str(label) in str(e):
             raise
         raise OSError(f"{label}: {e}") from None
 
 
-def _read(path, label, on_convert):
+_DEEP_HINT = "nkcodec's near-lossless preset codes 16-bit samples (CLI: --preset near-lossless)"
+
+
+def _read(path, label, on_convert, deep=False):
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as im:
         mode, target = im.mode, None
         rawmodes = [str(t[3] if isinstance(t, tuple) else getattr(t, "args", "")) for t in (im.tile or [])]
-        if any(";16" in r for r in rawmodes):  # Pillow opens 48- and 64-bit PNGs as 8-bit RGB(A): refuse, do not clip
-            raise ValueError(f"{label}: a 16-bit {mode} image is not 8-bit; nkcodec codes 8 bits per sample")
+        sixteen = any(";16" in r for r in rawmodes) or mode.startswith("I;16")
+        if sixteen and deep:
+            if mode.startswith("I;16"):  # gray: Pillow reads it as it is
+                return np.asarray(im).astype(np.uint16)
+            im.close()
+            return read_deep(path, label)
+        if sixteen:  # Pillow opens 48- and 64-bit PNGs as 8-bit RGB(A): refuse, do not clip
+            raise ValueError(f"{label}: a 16-bit {mode} image is not 8-bit; {_DEEP_HINT}")
         frames = getattr(im, "n_frames", 1)
         if frames > 1 and on_convert:
             on_convert(f"{label}: {frames} frames; only the first is coded")
@@ -86,6 +99,33 @@ LOSSLESS_FORMATS = {
 _LOSSY = {".jpg", ".jpeg", ".jpe", ".jfif", ".jp2", ".j2k", ".jxl", ".avif", ".heic", ".gif"}
 
 
+def read_deep(path, label) -> np.ndarray:
+    """A 16-bit PNG (through imagecodecs) or an 8- or 16-bit TIFF of 1 to 16 channels
+    (through tifffile) as it is: ValueError for other sample types, or naming the
+    extra to install when the library is missing."""
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                image, axes = series.asarray(), series.axes
+            if image.ndim == 3 and axes[0] in "CS" and axes.endswith("YX"):  # planar: channels first
+                image = np.moveaxis(image, 0, 2)
+        else:
+            import imagecodecs
+
+            image = imagecodecs.png_decode(Path(path).read_bytes())
+    except ImportError as e:
+        raise ValueError(f"{label}: reading a 16-bit or many-channel {suffix} needs {e.name}: pip install 'nkcodec[deep]'") from None
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{label}: samples of type {image.dtype}; nkcodec codes 1- to 16-bit unsigned integers")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{label}: an array of shape {image.shape}; nkcodec codes one image of HxW or HxWxC samples")
+    return np.ascontiguousarray(image)
+
+
 def image_format(path, channels: int | None = None) -> tuple:
     """(Pillow format, save options) that ``path``'s extension names, for a lossless
     copy of a decoded image of ``channels`` channels (None: not known yet); ValueError
@@ -103,10 +143,43 @@ def image_format(path, channels: int | None = None) -> tuple:
 
 def write_image(path, image, format=None, **options) -> None:
     """Write a uint8 image (HxW, HxWx1 as L, HxWx2 as LA, HxWx3 as RGB, HxWx4
-    as RGBA) with Pillow (``format``: by the file's extension unless given)."""
+    as RGBA) with Pillow (``format``: by the file's extension unless given).  A
+    uint16 image, or one of more than 4 channels, goes to a 16-bit PNG (1 to 4 channels,
+    through imagecodecs but for gray) or a TIFF (tifffile, zlib); other formats keep
+    neither, and raise ValueError."""
     from PIL import Image
 
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if image.dtype != np.uint8 or channels > 4:
+        fmt = format or LOSSLESS_FORMATS.get(Path(path).suffix.lower(), ("?",))[0]
+        _write_deep(path, np.ascontiguousarray(image[..., 0] if channels == 1 and image.ndim == 3 else image), fmt, channels)
+        return
     Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(path, format=format, **options)
+
+
+def check_deep_format(path, image, fmt) -> None:
+    """ValueError naming ``path`` unless ``fmt`` (a Pillow format name) can hold ``image``
+    exactly: 8-bit images of 1 to 4 channels any lossless format, others TIFF, or PNG up to 4 channels."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if (image.dtype != np.uint8 or channels > 4) and not (fmt == "TIFF" or (fmt == "PNG" and channels <= 4)):
+        what = f"a {image.dtype} image of {channels} channel(s)"
+        raise ValueError(f"{path}: {fmt} cannot hold {what}; write .tif (any), or .png (16-bit, up to 4 channels)")
+
+
+def _write_deep(path, image, fmt, channels) -> None:
+    what = f"a {image.dtype} image of {channels} channel(s)"
+    check_deep_format(path, image, fmt)
+    try:
+        if fmt == "TIFF":
+            import tifffile
+
+            tifffile.imwrite(path, image, compression="zlib", photometric="rgb" if channels in (3, 4) and image.ndim == 3 else "minisblack")
+        else:
+            import imagecodecs
+
+            Path(path).write_bytes(imagecodecs.png_encode(image))
+    except ImportError as e:
+        raise ValueError(f"{path}: writing {what} needs {e.name}: pip install 'nkcodec[deep]'") from None
 
 
 def new_file_mode() -> int:

@@ -5,7 +5,10 @@ extension of format ``NKC``, MIME type ``image/x-nkc``.  Pillow has no hook
 that loads plugins by itself, hence the import.
 
 Modes: L, LA, RGB and RGBA are coded as they are; 1 and P are saved as L or
-RGB(A) after Pillow's own conversion.
+RGB(A) after Pillow's own conversion.  ``I;16`` (16-bit gray) is coded exactly by the
+``near-lossless`` preset (``preset="near-lossless", max_error=0``) and opens as ``I;16``;
+Pillow has no mode for deeper colour or more than 4 channels, which ``nkcodec.decompress``
+decodes.
 
 Examples
 --------
@@ -49,7 +52,14 @@ class NkcImageFile(ImageFile.ImageFile):
         self._data = self.fp.read()
         header, _ = unpack_container(self._data)  # CorruptStreamError (a ValueError) for a bad stream
         self._size = (header.width, header.height)
-        self._mode = MODES[header.channels]
+        res = header.params.get("residual") if isinstance(header.params.get("residual"), dict) else {}
+        if res.get("wide") or header.channels not in MODES:
+            if not (res.get("wide") and header.channels == 1):
+                depth = "16-bit " if res.get("wide") else ""
+                raise ValueError(f"Pillow has no mode for a {depth}image of {header.channels} channels; decode it with nkcodec.decompress")
+            self._mode = "I;16"
+        else:
+            self._mode = MODES[header.channels]
         self.info["nkcodec"] = {"preset": header.preset, "quality": header.quality, "model_id": header.model_id}
         self.tile = []  # no Pillow decoder: load() below decodes
 
@@ -59,7 +69,8 @@ class NkcImageFile(ImageFile.ImageFile):
 
             pixels = decompress(self._data)
             self._data = None
-            self.im = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels, self.mode).im
+            pixels = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+            self.im = (Image.fromarray(pixels) if self.mode == "I;16" else Image.fromarray(pixels, self.mode)).im  # uint16: I;16
         return Image.Image.load(self)
 
 
@@ -70,8 +81,13 @@ def _save(im: Image.Image, fp, filename) -> None:
     info = dict(im.encoderinfo)
     quality, preset = info.pop("quality", 4), info.pop("preset", "default")
     options = {k: v for k, v in info.items() if k in OPTIONS}  # Pillow adds keys of its own to encoderinfo
-    if im.mode in ("F",) or im.mode.startswith("I"):  # 16- and 32-bit samples: converting would clip them
-        raise ValueError(f"nkcodec codes 8-bit images; mode {im.mode} has more bits per sample (convert it yourself if 8 bits will do)")
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):  # 16-bit gray: near-lossless codes it as it is
+        if preset != "near-lossless":
+            raise ValueError(f"mode {im.mode} has 16 bits per sample: save it with preset='near-lossless' (max_error=0: exactly)")
+        fp.write(compress(np.asarray(im).astype(np.uint16), quality, preset, **options))
+        return
+    if im.mode in ("F",) or im.mode.startswith("I"):  # 32-bit samples: converting would clip them
+        raise ValueError(f"nkcodec codes 8- and 16-bit images; mode {im.mode} has more bits per sample (convert it yourself if 16 bits will do)")
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGBA" if "transparency" in im.info or im.mode in ("PA", "RGBa", "La") else "L" if im.mode == "1" else "RGB")
     data = compress(np.asarray(im), quality, preset, **options)

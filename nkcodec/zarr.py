@@ -2,7 +2,7 @@
 
 ``NkCodec`` (``codec_id = "nkcodec"``) codes uint8 chunks shaped (H, W),
 (H, W, C) or (N, H, W, C), where the N images of a chunk are coded one by
-one.  It is registered through the ``numcodecs.codecs`` entry point, so
+one; with ``preset="near-lossless"`` also uint16 chunks, and up to 16 channels.  It is registered through the ``numcodecs.codecs`` entry point, so
 ``numcodecs.get_codec({"id": "nkcodec", ...})`` finds it without an import,
 and :class:`NkCodecZarr3` wraps it as a Zarr format 3 array-to-bytes codec
 (``numcodecs.nkcodec``, the ``zarr.codecs`` entry point) with zarr's own
@@ -31,11 +31,16 @@ _MANY = b"NKCN"  # N images in one chunk: magic, u32 count, then (u32 length, .n
 _U32 = struct.Struct("<I")
 
 
-def check_chunk(shape, dtype) -> None:
-    """ValueError unless ``shape``/``dtype`` is a chunk nkcodec codes: uint8
-    (H, W), (H, W, C) or (N, H, W, C) with C in 1..4."""
-    if np.dtype(dtype) != np.uint8:
-        raise ValueError(f"nkcodec codes uint8 chunks, not {np.dtype(dtype)}")
+def check_chunk(shape, dtype, preset: str = "default") -> None:
+    """ValueError unless ``shape``/``dtype`` is a chunk nkcodec's ``preset`` codes: uint8
+    (H, W), (H, W, C) or (N, H, W, C) with C in 1..4; near-lossless also uint16 and C up to 16."""
+    from .presets import PRESETS, resolve
+
+    deep = PRESETS[resolve(preset)].max_channels > 4
+    dtypes = (np.uint8, np.uint16) if deep else (np.uint8,)
+    if np.dtype(dtype) not in dtypes:
+        hint = "" if deep else "; preset near-lossless codes uint16"
+        raise ValueError(f"nkcodec codes {' and '.join(np.dtype(d).name for d in dtypes)} chunks, not {np.dtype(dtype)}{hint}")
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4:
         if shape[0] < 1:
@@ -43,8 +48,10 @@ def check_chunk(shape, dtype) -> None:
         shape = shape[1:]
     if len(shape) not in (2, 3):
         raise ValueError(f"nkcodec codes chunks shaped (H, W), (H, W, C) or (N, H, W, C), not {shape}")
-    if len(shape) == 3 and not 1 <= shape[2] <= 4:
-        raise ValueError(f"chunk shape {shape} has {shape[2]} channels; nkcodec codes 1 to 4 (gray, gray + alpha, RGB, RGBA)")
+    most = PRESETS[resolve(preset)].max_channels
+    if len(shape) == 3 and not 1 <= shape[2] <= most:
+        what = "(gray, gray + alpha, RGB, RGBA; near-lossless codes up to 16)" if most == 4 else "with near-lossless"
+        raise ValueError(f"chunk shape {shape} has {shape[2]} channels; nkcodec codes 1 to {most} {what}")
     if min(shape[:2]) < 1:
         raise ValueError(f"chunk shape {shape} is empty")
 
@@ -64,7 +71,7 @@ class NkCodec(_NumcodecsCodec):
         a = np.asarray(ensure_ndarray_like(buf))
         if a.dtype.hasobject:  # numcodecs' contract: an object array is a TypeError
             raise TypeError("nkcodec cannot encode an object array; it codes uint8 image chunks")
-        check_chunk(a.shape, a.dtype)
+        check_chunk(a.shape, a.dtype, self._codec.preset)
         if a.ndim < 4:
             return self._codec.encode(a)
         parts = [_MANY, _U32.pack(a.shape[0])]
@@ -125,7 +132,7 @@ def _zarr3_class():
 
         def validate(self, *, shape, dtype, chunk_grid) -> None:
             chunks = getattr(chunk_grid, "chunk_shape", shape)
-            check_chunk(chunks, dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else dtype)
+            check_chunk(chunks, dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else dtype, self.codec_config.get("preset", "default"))
 
     return NkCodecZarr3
 

@@ -343,6 +343,38 @@ def test_16_bit_images_are_refused(tmp_path, capsys):
     assert "not 8-bit" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, image", [
+    ("g16.png", (np.arange(40 * 30).reshape(40, 30) * 53 % 65536).astype(np.uint16)),
+    ("rgb16.png", (np.arange(20 * 30 * 3).reshape(20, 30, 3) * 29 % 4096).astype(np.uint16)),
+    ("stack.tif", (np.arange(20 * 24 * 7).reshape(20, 24, 7) * 11 % 65536).astype(np.uint16)),
+    ("stack8.tif", (np.arange(20 * 24 * 6).reshape(20, 24, 6) % 251).astype(np.uint8)),
+])  # fmt: skip
+def test_near_lossless_codes_16_bit_and_many_channel_files_exactly(tmp_path, capsys, name, image):
+    pytest.importorskip("imagecodecs")
+    tifffile = pytest.importorskip("tifffile")
+    from nkcodec.imageio import read_image, write_image
+
+    src = tmp_path / name
+    if name.endswith(".tif"):
+        tifffile.imwrite(src, image)
+    else:
+        write_image(src, image)
+    assert main(["encode", str(src), "--preset", "near-lossless", "--max-error", "0", "-o", str(tmp_path / "x.nkc")]) == 0
+    out = tmp_path / f"back{src.suffix}"
+    assert main(["decode", str(tmp_path / "x.nkc"), "-o", str(out)]) == 0
+    back = read_image(out, deep=True)
+    assert back.dtype == image.dtype
+    np.testing.assert_array_equal(back, image)
+    assert main(["info", str(tmp_path / "x.nkc")]) == 0
+    said = capsys.readouterr().out
+    assert f"{image.itemsize * 8}-bit samples" in said or "mode" in said
+    if image.ndim == 3 and image.shape[2] > 4:  # PNG holds at most 4 channels: refused before anything is written
+        assert main(["decode", str(tmp_path / "x.nkc"), "-o", str(tmp_path / "no.png")]) == 1
+        assert "write .tif" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+    assert main(["encode", str(src), "--preset", "near-lossless", "--bits", "17", "-o", str(tmp_path / "y.nkc")]) == 1
+    assert "bits" in capsys.readouterr().err and not (tmp_path / "y.nkc").exists()
+
+
 def test_train_export_fit_context_and_effort(tmp_path, capsys):
     """The model-making commands end to end on a tiny model: train writes a
     checkpoint, export a weights file with the given id, fit-context adds

@@ -85,7 +85,7 @@ def _edit(data: bytes, offset: int, fmt: str, value) -> bytes:
         (14, "<B", 0, "preset id"),
         (14, "<B", 200, "preset id"),
         (12, "<B", 0, "channels"),
-        (12, "<B", 5, "channels"),
+        (12, "<B", 17, "channels"),  # 5..16: near-lossless only, refused by the other presets (test_lossless_depth)
     ],
 )
 def test_header_fields_are_checked(offset, fmt, value, match):

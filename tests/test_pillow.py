@@ -63,6 +63,18 @@ def test_16_bit_and_float_images_are_refused_not_clipped(tmp_path, mode):
     a = (np.arange(16 * 16).reshape(16, 16) * 250).astype(np.uint16)
     im = Image.fromarray(a) if mode == "I;16" else Image.fromarray(a.astype(np.int32)).convert(mode)
     assert im.mode == mode
-    with pytest.raises(ValueError, match="8-bit"):
+    with pytest.raises(ValueError, match="near-lossless" if mode == "I;16" else "8- and 16-bit"):
         im.save(tmp_path / "x.nkc")
     assert not (tmp_path / "x.nkc").exists() or (tmp_path / "x.nkc").stat().st_size == 0
+
+
+def test_16_bit_gray_is_coded_exactly_by_near_lossless(tmp_path):
+    a = (np.arange(30 * 20).reshape(30, 20) * 97 % 65536).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "x.nkc", preset="near-lossless", max_error=0)
+    with Image.open(tmp_path / "x.nkc") as im:
+        assert im.mode == "I;16" and im.size == (20, 30)
+        np.testing.assert_array_equal(np.asarray(im), a)
+    for image in (np.zeros((4, 5, 3), np.uint16), np.zeros((4, 5, 6), np.uint8)):  # no Pillow mode: a clear error
+        data = nkcodec.compress(image, preset="near-lossless", max_error=0)
+        with pytest.raises(ValueError, match="no mode.*nkcodec.decompress"):
+            Image.open(io.BytesIO(data))

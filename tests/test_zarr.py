@@ -127,3 +127,32 @@ def test_zarr3_codec_settings_are_checked_when_the_codec_is_made(settings, match
 def test_a_chunk_with_too_many_channels_says_so():
     with pytest.raises(ValueError, match="5 channels; nkcodec codes 1 to 4"):
         NkCodec().encode(np.zeros((4, 4, 5), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (2, 30, 20, 3), (30, 20, 11)])
+def test_near_lossless_codes_uint16_and_many_channel_chunks(shape):
+    rng = np.random.default_rng(4)
+    chunk = (np.cumsum(rng.integers(0, 64, shape), axis=-2) % 65536).astype(np.uint16)
+    for max_error in (0, 5):
+        codec = NkCodec(preset="near-lossless", max_error=max_error)
+        out = codec.decode(codec.encode(chunk))
+        assert out.dtype == np.uint16 and out.shape == chunk.shape
+        assert int(np.abs(out.astype(np.int64) - chunk).max()) <= max_error
+    with pytest.raises(ValueError, match="not uint16; preset near-lossless codes uint16"):
+        NkCodec(preset="rle").encode(chunk)
+
+
+def test_a_zarr3_array_of_16_bit_stacks(tmp_path):
+    stack = (np.arange(2 * 32 * 24 * 9).reshape(2, 32, 24, 9) * 7 % 65536).astype(np.uint16)
+    z = zarr.create_array(
+        str(tmp_path / "s.zarr"),
+        shape=stack.shape,
+        chunks=(1, 32, 24, 9),
+        dtype="uint16",
+        serializer=NkCodecZarr3(preset="near-lossless", max_error=0),
+        compressors=None,
+    )
+    z[:] = stack
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "s.zarr"))[:], stack)
+    with pytest.raises(ValueError, match="codes uint8 chunks, not uint16"):
+        zarr.create_array(zarr.storage.MemoryStore(), shape=(8, 8), chunks=(8, 8), dtype="uint16", serializer=NkCodecZarr3(preset="rle"), compressors=None)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["main", "read_image", "write_image"]
 
-from ..imageio import MODES, image_format, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
+from ..imageio import MODES, check_deep_format, image_format, read_image, write_atomic, write_image  # noqa: E402  (re-exported: the CLI's image I/O)
 
 
 def _outputs(inputs: list, output, suffix: str) -> list:
@@ -169,11 +169,15 @@ def _encode(args) -> int:
         if args.preset != "near-lossless":
             raise ValueError("--max-error applies to --preset near-lossless only")
         options["max_error"] = args.max_error
-    shapes = {}
+    if args.bits is not None:
+        if args.preset != "near-lossless":
+            raise ValueError("--bits applies to --preset near-lossless only")
+        options["bits"] = args.bits
+    shapes, sizes = {}, {}
 
     def load(pair):
-        image = read_image(pair[0], on_convert=lambda message: print(f"nkcodec: note: {message}", file=sys.stderr))
-        shapes[pair[0]] = image.shape
+        image = read_image(pair[0], on_convert=lambda message: print(f"nkcodec: note: {message}", file=sys.stderr), deep=args.preset == "near-lossless")
+        shapes[pair[0]], sizes[pair[0]] = image.shape, image.itemsize
         return image
 
     if args.max_bytes is not None:
@@ -201,7 +205,7 @@ def _encode(args) -> int:
             return str(data)
         write_atomic(out, lambda tmp: tmp.write_bytes(data))
         shape = shapes.pop(src)
-        pixels, raw = shape[0] * shape[1], int(np.prod(shape))
+        pixels, raw = shape[0] * shape[1], int(np.prod(shape)) * sizes.pop(src)
         if raw < len(data):  # the user should not find this out by reading a ratio
             hint = " (rle suits flat graphics; for photos try --preset near-lossless --max-error 0)" if args.preset == "rle" else ""
             print(f"nkcodec: note: {out} is larger than the raw samples ({len(data)} > {raw} bytes){hint}", file=sys.stderr)
@@ -226,6 +230,7 @@ def _decode(args) -> int:
         if isinstance(image, _Written):
             return str(image)
         fmt, opts = image_format(out, 1 if image.ndim == 2 else image.shape[2])
+        check_deep_format(out, image, fmt)
         write_atomic(out, lambda tmp: write_image(tmp, image, fmt, **opts))
         return f"{out}: {image.shape[1]}x{image.shape[0]}, {1 if image.ndim == 2 else image.shape[2]} channel(s)"
 
@@ -257,7 +262,10 @@ def _info_one(path) -> None:
     h, sections = unpack_container(data)
     print(f"file:      {path} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
-    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), mode {MODES[h.channels]}{' (2-D)' if h.squeeze else ''}")
+    res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
+    bits, wide = (res.get("bits", 8), res.get("wide", False)) if res else (8, False)
+    mode = f"mode {MODES[h.channels]}" if h.channels in MODES and bits == 8 else f"{bits}-bit samples ({'uint16' if wide else 'uint8'})"
+    print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), {mode}{' (2-D)' if h.squeeze else ''}")
     from ..zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
 
     def _name(i):
@@ -272,7 +280,6 @@ def _info_one(path) -> None:
         from ..batch import device_name
 
         print(f"decoder:   {synthesis_of(h.model_id)}, nets on {device_name()}")
-    res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
     if h.preset == "near-lossless" and res:  # its quality is unused: say what the stream guarantees
         how = (
             f"learned base at quality {res.get('base')} plus its residual (version 1)"
@@ -280,7 +287,7 @@ def _info_one(path) -> None:
             else f"predictive coding, no model (version {res.get('v')})"
         )
         print(f"bound:     every sample within {res.get('max_error')} of the original; {how}")
-    print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels / len(data):.3f}")
+    print(f"bpp:       {8 * len(data) / h.num_pixels:.4f}  ratio {h.num_pixels * h.channels * (2 if wide else 1) / len(data):.3f}")
     print(f"params:    {h.params}")
     print(f"sections:  {[len(s) for s in sections]} bytes")
 
@@ -463,12 +470,15 @@ def _parser() -> argparse.ArgumentParser:
 def _coding_parsers(sub, presets: list) -> None:
     """encode and decode."""
     e = sub.add_parser("encode", help="compress image files to .nkc")
-    e.add_argument("input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...)")
+    e.add_argument(
+        "input", nargs="+", help="image file(s): 8-bit gray, RGB or RGBA (PNG, JPEG, ...); near-lossless also 16-bit PNG and TIFF of up to 16 channels"
+    )
     _file_options(e, ".nkc")
     e.add_argument("--quality", type=int, help="1 (smallest) .. 8 (best), default 4")
     e.add_argument("--max-bytes", type=int, help="instead of --quality: the highest quality whose file fits in this many bytes")
     e.add_argument("--preset", default="default", choices=presets)
-    e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample (default 1; 0 = lossless)")
+    e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample, in sample units (default 1; 0 = lossless)")
+    e.add_argument("--bits", type=int, help="near-lossless: bits per sample, 1..16 (default: the file's 8 or 16; e.g. 12 for 12-bit data in 16-bit files)")
     e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
     e.add_argument(
         "--adaptive-filter", action="store_true", help="learned presets: an exact per-image filter after the synthesis (-2%% BD-rate, 3x slower encode)"
