@@ -52,10 +52,12 @@ class NkcImageFile(ImageFile.ImageFile):
         self._data = self.fp.read()
         header, _ = unpack_container(self._data)  # CorruptStreamError (a ValueError) for a bad stream
         self._size = (header.width, header.height)
-        res = header.params.get("residual") if isinstance(header.params.get("residual"), dict) else {}
-        if res.get("wide") or header.channels not in MODES:
-            if not (res.get("wide") and header.channels == 1):
-                depth = "16-bit " if res.get("wide") else ""
+        from .presets.near_lossless import NearLosslessPreset
+
+        wide = header.preset == "near-lossless" and NearLosslessPreset.sample_depth(header.params)[1]
+        if wide or header.channels not in MODES:
+            if not (wide and header.channels == 1):
+                depth = "16-bit " if wide else ""
                 raise ValueError(f"Pillow has no mode for a {depth}image of {header.channels} channels; decode it with nkcodec.decompress")
             self._mode = "I;16"
         else:

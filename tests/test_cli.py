@@ -603,3 +603,32 @@ def test_a_damaged_image_file_is_named(tmp_path, capsys):
     (tmp_path / "cut.png").write_bytes((tmp_path / "p.png").read_bytes()[:120])
     assert main(["encode", str(tmp_path / "cut.png"), "-o", str(tmp_path / "c.nkc")]) == 1
     assert capsys.readouterr().err.startswith(f"nkcodec: error: {tmp_path / 'cut.png'}: ")
+
+
+def test_deep_data_are_real_16_bit_mri_slices():
+    pytest.importorskip("nibabel")
+    from nkcodec.tools.deep_data import deep_images, deep_stacks
+
+    slices, stacks = deep_images(), deep_stacks(8)
+    assert len(slices) == 124 and all(im.dtype == np.uint16 and im.ndim == 2 for im in slices.values())
+    assert max(int(im.max()) for im in slices.values()) > 4095  # more than 12 bits are used
+    assert len(stacks) == 15 and all(s.shape[2] == 8 for s in stacks.values())
+    first = next(iter(stacks))
+    np.testing.assert_array_equal(stacks[first][..., 1], slices[first.split("+")[0][:-3] + "001"])
+
+
+def test_eval_lossless_deep_runs_every_codec_on_the_same_slices(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("imagecodecs")
+    from nkcodec.tools import deep_data
+
+    rng = np.random.default_rng(0)
+    few = {f"s{i}": (np.cumsum(rng.integers(0, 40, (24, 20)), axis=1) % 65536).astype(np.uint16) for i in range(2)}
+    monkeypatch.setattr(deep_data, "deep_images", lambda: few)
+    monkeypatch.setattr(deep_data, "deep_stacks", lambda depth=8: {"st": np.stack(list(few.values()), -1)})
+    assert main(["eval", "--lossless", "--deep", "--json", str(tmp_path / "d.json")]) == 0
+    res = json.loads((tmp_path / "d.json").read_text())
+    curves = res["curves"]
+    assert {"near-lossless", "png-16", "jpeg2000-lossless", "jpegxl-lossless", "jpeg-ls", "near-lossless (8-slice stacks)"} <= set(curves)
+    for name, c in curves.items():  # every codec keeps its bound, on the same images
+        assert all(e <= s for e, s in zip(c["results"]["max_err"], c["settings"])), name
+    assert main(["eval", "--deep"]) == 1 and "--deep applies to --lossless" in capsys.readouterr().err

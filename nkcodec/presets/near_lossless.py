@@ -43,8 +43,9 @@ class NearLosslessPreset(ModelOption, Preset):
             },
             2: {"residual": {"v": Int(2, 2), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},
             3: {"residual": {"v": Int(3, 3), "max_error": Int(0, nearlossless_v1.MAX_ERROR)}, "image": IMAGE},  # 2 with stored tiles
-            # any depth (bits; wide: uint16 samples) and up to 16 channels
-            4: {"residual": {"v": Int(4, 4), "max_error": Int(0, nearlossless_v4.MAX_ERROR), "bits": Int(1, 16), "wide": Bool()}, "image": IMAGE},
+            # any depth and up to 16 channels; uint16 samples when bits > 8 or "wide" (no image
+            # flags: the channel count says it all, and small images feel every byte)
+            4: {"residual": {"v": Int(4, 4), "max_error": Int(0, nearlossless_v4.MAX_ERROR), "bits": Int(1, 16), "wide?": Bool()}},
         },
     )
     max_channels = nearlossless_v4.MAX_CHANNELS
@@ -62,6 +63,15 @@ class NearLosslessPreset(ModelOption, Preset):
         if self.base is not None:
             return super().check_image(image)
         return np.ascontiguousarray(nearlossless_v4.check_samples(image, self.bits)[0].reshape(image.shape))
+
+    @staticmethod
+    def sample_depth(params: dict) -> tuple:
+        """(bits per sample, whether decoded as uint16) of a stream's params (unchecked
+        params give (8, False)): version 4 names them, every other version is 8-bit."""
+        res = params.get("residual") if isinstance(params, dict) else None
+        if not isinstance(res, dict) or res.get("v") != nearlossless_v4.VERSION or type(res.get("bits")) is not int:
+            return 8, False
+        return res["bits"], bool(res.get("wide", res["bits"] > 8))
 
     def _any_depth(self, image: np.ndarray) -> bool:
         """Whether ``image`` needs version 4 (see the module docstring)."""
@@ -82,8 +92,10 @@ class NearLosslessPreset(ModelOption, Preset):
         if self.base is None and self._any_depth(image):
             bits = nearlossless_v4.check_samples(image, self.bits)[1]
             parts = nearlossless_v4.encode(image, self.max_error, bits)
-            residual = {"v": nearlossless_v4.VERSION, "max_error": self.max_error, "bits": bits, "wide": image.dtype == np.uint16}
-            return {"residual": residual, "image": flags}, parts
+            residual = {"v": nearlossless_v4.VERSION, "max_error": self.max_error, "bits": bits}
+            if image.dtype == np.uint16 and bits <= 8:
+                residual["wide"] = True
+            return {"residual": residual}, parts
         if self.base is None:
             parts, stored = nearlossless_v2.with_stored(image, nearlossless_v2.encode(image, self.max_error))
             version = nearlossless_v2.VERSION_STORED if stored else nearlossless_v2.VERSION  # unchanged bytes where nothing is stored
@@ -103,12 +115,12 @@ class NearLosslessPreset(ModelOption, Preset):
             raise CorruptStreamError(f"near-lossless version {res.get('v', 1)} codes at most 4 channels, the stream names {header.channels}")
         if res.get("v") is None:  # version 1: a learned base and its residual
             return self._decode_v1(header, sections)
-        check_image_flags(header)
         if header.model_id != 0:
             raise CorruptStreamError(f"near-lossless version {res['v']} uses no model, but the stream names model {header.model_id}")
         shape = (header.height, header.width, header.channels)
         if res["v"] == nearlossless_v4.VERSION:
-            return nearlossless_v4.decode(sections, shape, res["max_error"], res["bits"], res["wide"])
+            return nearlossless_v4.decode(sections, shape, res["max_error"], res["bits"], res.get("wide", res["bits"] > 8))
+        check_image_flags(header)
         stored = res["v"] == nearlossless_v2.VERSION_STORED
         return nearlossless_v2.decode(sections, shape, res["max_error"], stored=stored)
 

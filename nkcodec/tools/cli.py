@@ -262,8 +262,10 @@ def _info_one(path) -> None:
     h, sections = unpack_container(data)
     print(f"file:      {path} ({len(data)} bytes)")
     print(f"format:    NKC v{h.version}")
+    from ..presets.near_lossless import NearLosslessPreset
+
     res = h.params.get("residual") if isinstance(h.params.get("residual"), dict) else None
-    bits, wide = (res.get("bits", 8), res.get("wide", False)) if res else (8, False)
+    bits, wide = NearLosslessPreset.sample_depth(h.params) if h.preset == "near-lossless" else (8, False)
     mode = f"mode {MODES[h.channels]}" if h.channels in MODES and bits == 8 else f"{bits}-bit samples ({'uint16' if wide else 'uint8'})"
     print(f"image:     {h.width}x{h.height}, {h.channels} channel(s), {mode}{' (2-D)' if h.squeeze else ''}")
     from ..zoo import MODEL_IDS, RETIRED_MODELS, synthesis_of
@@ -344,10 +346,14 @@ def _eval(args) -> int:
 
         run_ablation(args.dir, json_path=args.json)
         return 0
+    if args.deep and not args.lossless:
+        raise ValueError("--deep applies to --lossless")
+    if args.dir is None and not args.deep:
+        raise ValueError("name the folder of images to evaluate")
     if args.lossless:
         from .evaluate import run_lossless
 
-        run_lossless(args.dir, json_path=args.json, plot_path=args.plot)
+        run_lossless(args.dir, json_path=args.json, plot_path=args.plot, deep=args.deep)
         return 0
     efforts = tuple(int(e) for e in args.effort.split(","))
     run_eval(args.dir, json_path=args.json, plot_path=args.plot, paper=not args.no_paper, efforts=efforts, published=args.published or ())
@@ -538,7 +544,7 @@ def _tool_parsers(sub, presets: list) -> None:
     b.set_defaults(func=_bench)
 
     v = sub.add_parser("eval", help="rate-distortion vs JPEG and WebP on a folder (same run)")
-    v.add_argument("dir")
+    v.add_argument("dir", nargs="?", help="folder of images (not with --lossless --deep)")
     v.add_argument("--json", help="write CompressAI-shaped results here")
     v.add_argument("--plot", help="write the RD plot (PNG) here")
     v.add_argument("--no-paper", action="store_true", help="skip the paper preset")
@@ -551,6 +557,9 @@ def _tool_parsers(sub, presets: list) -> None:
     )
     v.add_argument("--ablation", action="store_true", help="instead: each preset at every quality (what each stage adds)")
     v.add_argument("--lossless", action="store_true", help="instead: near-lossless, palette and rle against PNG and lossless WebP (the paper's 49.5 dB point)")
+    v.add_argument(
+        "--deep", action="store_true", help="with --lossless: 16-bit MRI slices (nibabel's test data) against 16-bit PNG, JPEG 2000, JPEG XL and JPEG-LS"
+    )
     v.set_defaults(func=_eval)
 
     c = sub.add_parser("compare", help="original, reconstruction and error map side by side (PNG)")

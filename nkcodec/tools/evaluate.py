@@ -280,7 +280,25 @@ NEAR_LOSSLESS = (0, 1, 2, 4)  # max_error settings of the lossless table
 PALETTE_KS = (64, 256, 768, 1024)
 
 
-def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) -> dict:
+DEEP_ERRORS = (0, 1, 2, 4, 16)  # max_error settings of the 16-bit table, in sample units
+
+
+def _deep_jobs():
+    """(name, setting, make) of the 16-bit table: near-lossless at :data:`DEEP_ERRORS`,
+    its 8-slice stacks, and the standards that take 16 bits, through imagecodecs."""
+    import imagecodecs
+
+    from ..codec import Codec, decompress
+
+    jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in DEEP_ERRORS]
+    jobs += [("png-16", 0, lambda: (imagecodecs.png_encode, imagecodecs.png_decode))]
+    jobs += [("jpeg2000-lossless", 0, lambda: ((lambda im: imagecodecs.jpeg2k_encode(im, level=0)), imagecodecs.jpeg2k_decode))]
+    jobs += [("jpegxl-lossless", 0, lambda: ((lambda im: imagecodecs.jpegxl_encode(im, lossless=True, effort=7)), imagecodecs.jpegxl_decode))]
+    jobs += [("jpeg-ls", n, lambda n=n: ((lambda im: imagecodecs.jpegls_encode(im, level=n)), imagecodecs.jpegls_decode)) for n in (0, 1, 2, 4, 16)]
+    return jobs
+
+
+def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None, deep: bool = False) -> dict:
     """The lossless and bounded-error end: ``near-lossless`` at each max_error (and
     its version 1, a learned base image plus its residual, at 0 and 1),
     ``palette`` at several k and ``rle``, with Pillow PNG and lossless WebP timed
@@ -288,11 +306,17 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) 
     and JPEG XL and JPEG-LS when imagecodecs is installed (:func:`imagecodecs_anchors`;
     a note says so when it is not).  Per-image rows go in the JSON, and
     ``plot_path`` gets compression ratio against max error.
-    The paper's operating point is 49.5 dB at compression ratio 1.37."""
+    The paper's operating point is 49.5 dB at compression ratio 1.37.
+
+    ``deep``: instead, the 16-bit slices of real MRI volumes (:mod:`nkcodec.tools.deep_data`,
+    ``folder`` unused) against 16-bit PNG, JPEG 2000, JPEG XL and JPEG-LS, all through
+    imagecodecs (the ``eval`` extra), and near-lossless on 8-slice stacks of the same samples."""
     from tqdm import tqdm
 
     from ..codec import Codec, decompress
 
+    if deep:
+        return _run_deep(json_path, progress, plot_path)
     images = rgb_images(folder)
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
     # the version 1 coder (a learned base image plus its residual), for comparison in the same run
@@ -323,6 +347,47 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None) 
                 f"{name} | {s} | {r['cr'][i]:.3f} | {r['bpp'][i]:.3f} | {r['psnr'][i]:.2f} | {r['max_err'][i]} "
                 f"| {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f}"
             )
+    write_json(result, json_path)
+    if plot_path:
+        plot_lossless(result, plot_path)
+    return result
+
+
+def _run_deep(json_path, progress, plot_path) -> dict:
+    from tqdm import tqdm
+
+    from ..codec import Codec, decompress
+    from .deep_data import deep_images, deep_stacks
+
+    sets = {"slices": deep_images(), "stacks": deep_stacks(8)}
+    jobs = [("slices", *job) for job in _deep_jobs()]
+    jobs += [("stacks", "near-lossless (8-slice stacks)", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in (0, 1)]
+    out: dict = {}
+    for which, name, setting, make in tqdm(jobs, desc="16-bit", disable=not progress):
+        enc, dec = make()
+        images = sets[which]
+        _warm_up(enc, dec, images)
+        point = _run_point(enc, dec, images)
+        point["mean"]["total_cr"] = sum(im.nbytes for im in images.values()) / sum(r["bytes"] for r in point["rows"])
+        out.setdefault(name, []).append((setting, point))
+    curves = {name: _curve(name, [p for _, p in pts], [s for s, _ in pts]) for name, pts in out.items()}
+    for name, pts in out.items():
+        curves[name]["results"]["total_cr"] = [p["mean"]["total_cr"] for _, p in pts]
+    slices = sets["slices"]
+    result = {
+        "images": len(slices),
+        "stacks": len(sets["stacks"]),
+        "pixels": sum(im.size for im in slices.values()),
+        "data": "nibabel test data, 16-bit MRI slices (nkcodec.tools.deep_data)",
+        "curves": curves,
+        "notes": ["CR: mean over images of raw bytes (2 per sample) / coded bytes; total CR: all raw bytes / all coded bytes"],
+    }
+    print(f"{len(slices)} slices ({result['pixels']} pixels, 16-bit) and {len(sets['stacks'])} stacks of 8 from nibabel's test data\n")
+    print("codec | setting | CR | total CR | max error | enc MPix/s | dec MPix/s")
+    for name, c in curves.items():
+        r = c["results"]
+        for i, s in enumerate(c["settings"]):
+            print(f"{name} | {s} | {r['cr'][i]:.3f} | {r['total_cr'][i]:.3f} | {r['max_err'][i]} | {r['enc_mpix_s'][i]:.2f} | {r['dec_mpix_s'][i]:.2f}")
     write_json(result, json_path)
     if plot_path:
         plot_lossless(result, plot_path)
