@@ -39,7 +39,7 @@ def check_chunk(shape, dtype, preset: str = "default") -> None:
     deep = PRESETS[resolve(preset)].max_channels > 4
     dtypes = (np.uint8, np.uint16) if deep else (np.uint8,)
     if np.dtype(dtype) not in dtypes:
-        hint = "" if deep else "; preset near-lossless codes uint16"
+        hint = "" if deep else "; presets near-lossless and rle code uint16"
         raise ValueError(f"nkcodec codes {' and '.join(np.dtype(d).name for d in dtypes)} chunks, not {np.dtype(dtype)}{hint}")
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4:
@@ -50,7 +50,7 @@ def check_chunk(shape, dtype, preset: str = "default") -> None:
         raise ValueError(f"nkcodec codes chunks shaped (H, W), (H, W, C) or (N, H, W, C), not {shape}")
     most = PRESETS[resolve(preset)].max_channels
     if len(shape) == 3 and not 1 <= shape[2] <= most:
-        what = "(gray, gray + alpha, RGB, RGBA; near-lossless codes up to 16)" if most == 4 else "with near-lossless"
+        what = "(gray, gray + alpha, RGB, RGBA; near-lossless and rle code up to 16)" if most == 4 else f"with {resolve(preset)}"
         raise ValueError(f"chunk shape {shape} has {shape[2]} channels; nkcodec codes 1 to {most} {what}")
     if min(shape[:2]) < 1:
         raise ValueError(f"chunk shape {shape} is empty")

@@ -105,14 +105,26 @@ def test_values_above_the_declared_depth_are_refused():
         nkcodec.compress(img.astype(np.uint8), preset="near-lossless", bits=9)
 
 
-@pytest.mark.parametrize("preset", ["default", "rle", "palette"])
+@pytest.mark.parametrize("preset", ["default", "palette", "scalar"])
 def test_other_presets_refuse_deep_or_many_channel_images_clearly(preset):
-    with pytest.raises(ValueError, match="uint16.*near-lossless"):
+    with pytest.raises(ValueError, match="uint16.*near-lossless and rle"):
         nkcodec.compress(np.zeros((8, 8), np.uint16), preset=preset)
     with pytest.raises(ValueError, match=r"C in \(1, 2, 3, 4\)"):
         nkcodec.compress(np.zeros((8, 8, 5), np.uint8), preset=preset)
     with pytest.raises(ValueError, match="1..16"):
         nkcodec.compress(np.zeros((8, 8, 17), np.uint8), preset="near-lossless")
+
+
+@pytest.mark.parametrize("shape", [(20, 30), (9, 7, 3), (5, 6, 16)])
+def test_rle_codes_uint16_and_many_channels_exactly(shape):
+    img = deep(shape, 16)
+    data = nkcodec.compress(img, preset="rle")
+    assert unpack_container(data)[0].params["rle"] == {"variant": "nk", "dtype": "uint16"}
+    out = nkcodec.decompress(data)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, img)
+    small = nkcodec.compress(img.astype(np.uint8), preset="rle")
+    assert unpack_container(small)[0].params["rle"] == {"variant": "nk"}  # uint8 streams as before
 
 
 def test_same_bytes_on_repeat_and_for_any_thread_count():

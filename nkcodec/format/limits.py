@@ -32,7 +32,7 @@ def check_image(image, dtypes=(np.uint8,), max_channels: int = MAX_CHANNELS) -> 
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected a numpy uint8 array, got {type(image).__name__}")
     if image.dtype not in dtypes:
-        hint = "; the near-lossless preset codes uint16 samples and up to 16 channels" if image.dtype == np.uint16 else ""
+        hint = "; the near-lossless and rle presets code uint16 samples and up to 16 channels" if image.dtype == np.uint16 else ""
         raise ValueError(f"expected dtype {' or '.join(np.dtype(d).name for d in dtypes)}, got {image.dtype}; convert or scale the image first{hint}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= max_channels):
         choices = "(1, 2, 3, 4)" if max_channels == 4 else f"1..{max_channels}"

@@ -66,7 +66,7 @@ def planes(image: np.ndarray) -> np.ndarray:
 
 
 def pack_plane(plane: np.ndarray, variant: str = "nk") -> bytes:
-    """One uint8 plane, NK-RLE coded and varint-packed."""
+    """One uint8 (or uint16) plane, NK-RLE coded and varint-packed."""
     return rle.pack(*rle.encode_image(plane, variant))
 
 

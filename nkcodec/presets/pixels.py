@@ -9,6 +9,7 @@ from ..coding import rle
 from ..coding.kmeans import MAX_K
 from ..errors import CorruptStreamError, check_int
 from ..format.container import Header
+from ..format.limits import MAX_STREAM_CHANNELS, check_image
 from ..format.schema import Int, OneOf
 from .base import Preset, pack_plane, planes, unpack_plane
 
@@ -17,11 +18,17 @@ __all__ = ["RlePreset", "PalettePreset"]
 
 class RlePreset(Preset):
     """Lossless: each channel plane NK-RLE coded (row-major scan), then varint-packed.
-    The codec's quality is not used."""
+    The codec's quality is not used.  uint8 or uint16 samples (``"dtype": "uint16"`` in
+    the stream; absent: uint8, as every stream before it), 1 to 16 channels."""
 
     name = "rle"
     lossless = True
-    stream_params = {"rle": {"variant": OneOf(*rle.VARIANTS)}}
+    stream_params = {"rle": {"variant": OneOf(*rle.VARIANTS), "dtype?": OneOf("uint16")}}
+    max_channels = MAX_STREAM_CHANNELS
+
+    def check_image(self, image) -> np.ndarray:
+        """uint8 or uint16, 1 to 16 channels."""
+        return check_image(image, dtypes=(np.uint8, np.uint16), max_channels=self.max_channels)
 
     def __init__(self, quality: int, variant: str = "nk"):
         super().__init__(quality)
@@ -31,14 +38,16 @@ class RlePreset(Preset):
 
     def encode(self, image: np.ndarray):
         sections = [pack_plane(plane, self.variant) for plane in planes(image)]
-        return {"rle": {"variant": self.variant}}, sections
+        params = {"variant": self.variant, **({"dtype": "uint16"} if image.dtype == np.uint16 else {})}
+        return {"rle": params}, sections
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
         variant = header.params["rle"]["variant"]
         if len(sections) != header.channels:
             raise CorruptStreamError(f"{len(sections)} sections for {header.channels} channels")
         hw = (header.height, header.width)
-        return np.stack([unpack_plane(s, hw, variant) for s in sections], axis=-1)
+        dtype = np.uint16 if header.params["rle"].get("dtype") == "uint16" else np.uint8
+        return np.stack([unpack_plane(s, hw, variant, dtype) for s in sections], axis=-1)
 
 
 class PalettePreset(Preset):
