@@ -252,9 +252,11 @@ def test_near_lossless_options_and_rate():
     img = photo((48, 64, 3))
     sizes = [len(nkcodec.compress(img, preset="near-lossless", max_error=d)) for d in (0, 1, 4)]
     assert sizes[0] > sizes[1] > sizes[2]  # a looser bound costs fewer bytes
-    for bad in (-1, 33, 1.5, True, "1"):
+    for bad in (-1, 32768, 1.5, True, "1"):  # above 32 is version 4's (test_lossless_depth), up to 32767
         with pytest.raises(ValueError, match="max_error"):
             nkcodec.Codec(preset="near-lossless", max_error=bad)
+    with pytest.raises(ValueError, match="max_error at most 32"):  # version 1 (a learned base) stays at 32
+        nkcodec.Codec(preset="near-lossless", max_error=33, base=6)
     with pytest.raises(ValueError, match="base"):
         nkcodec.Codec(preset="near-lossless", base=9)
     header = nkcodec.format.container.unpack_container(nkcodec.compress(img, preset="near-lossless", base=3))[0]
