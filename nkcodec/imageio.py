@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format.limits import check_image  # noqa: F401  (re-exported: imageio.check_image)
+from .format.limits import MAX_STREAM_CHANNELS, check_image  # noqa: F401  (check_image re-exported: imageio.check_image)
 
 __all__ = ["MODES", "check_image", "read_image", "write_image", "write_atomic", "folder_images", "sample_images", "pillow_codec"]
 
@@ -123,6 +123,8 @@ def read_deep(path, label) -> np.ndarray:
         raise ValueError(f"{label}: samples of type {image.dtype}; nkcodec codes 1- to 16-bit unsigned integers")
     if image.ndim not in (2, 3):
         raise ValueError(f"{label}: an array of shape {image.shape}; nkcodec codes one image of HxW or HxWxC samples")
+    if image.ndim == 3 and image.shape[2] > MAX_STREAM_CHANNELS:
+        raise ValueError(f"{label}: {image.shape[2]} channels; nkcodec codes at most {MAX_STREAM_CHANNELS}")
     return np.ascontiguousarray(image)
 
 

@@ -371,6 +371,10 @@ def test_near_lossless_codes_16_bit_and_many_channel_files_exactly(tmp_path, cap
     if image.ndim == 3 and image.shape[2] > 4:  # PNG holds at most 4 channels: refused before anything is written
         assert main(["decode", str(tmp_path / "x.nkc"), "-o", str(tmp_path / "no.png")]) == 1
         assert "write .tif" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+    if name == "stack.tif":  # more channels than a stream holds: refused, naming the file
+        tifffile.imwrite(tmp_path / "many.tif", np.zeros((8, 8, 17), np.uint16), photometric="minisblack")
+        assert main(["encode", str(tmp_path / "many.tif"), "--preset", "near-lossless", "-o", str(tmp_path / "m.nkc")]) == 1
+        assert "many.tif: 17 channels" in capsys.readouterr().err and not (tmp_path / "m.nkc").exists()
     assert main(["encode", str(src), "--preset", "near-lossless", "--bits", "17", "-o", str(tmp_path / "y.nkc")]) == 1
     assert "bits" in capsys.readouterr().err and not (tmp_path / "y.nkc").exists()
 

@@ -545,8 +545,9 @@ _CFG8 = np.array([255, _MAX_BITS, 0, 0], np.int64)  # 8-bit samples: no shifts (
 
 
 def _steps(channels: int, max_error: int) -> np.ndarray:
-    """Quantiser step per plane: alpha (channel 2 of 2, 4 of 4) is always lossless."""
-    s = np.full(_MAX_PLANES, 2 * max_error + 1, np.int64)
+    """Quantiser step per plane (at least :data:`_MAX_PLANES` of them): alpha (channel 2
+    of 2, 4 of 4) is always lossless."""
+    s = np.full(max(channels, _MAX_PLANES), 2 * max_error + 1, np.int64)
     if channels in (2, 4):
         s[channels - 1] = 1
     return s

@@ -44,12 +44,13 @@ import functools
 import numpy as np
 
 from ..errors import CorruptStreamError, check_int
+from ..format.limits import MAX_STREAM_CHANNELS, check_image
 from . import nearlossless_v2 as v2
 
-__all__ = ["VERSION", "MAX_CHANNELS", "MAX_ERROR", "encode", "decode", "check_samples", "sample_bits", "tile_layout"]
+__all__ = ["VERSION", "MAX_CHANNELS", "MAX_ERROR", "encode", "decode", "check_samples", "check_bits", "sample_bits", "tile_layout"]
 
 VERSION = 4
-MAX_CHANNELS = 16
+MAX_CHANNELS = MAX_STREAM_CHANNELS  # 16
 MAX_ERROR = 32767  # largest max_error (sample units) a stream may name
 _HEAD = 3  # bytes before the per-channel layout: mode, activity shift, error shift
 MODES = (0,)  # the tile modes this build codes (a byte in each tile: room for later coder options)
@@ -65,14 +66,18 @@ def check_samples(image, bits: int | None = None) -> tuple:
     """(image HxWxC C-contiguous, bits): a uint8 or uint16 HxW or HxWxC array, C in
     1..:data:`MAX_CHANNELS`, every sample below ``2**bits`` (``bits`` None: the
     dtype's depth).  ValueError naming the problem otherwise."""
-    from ..format.limits import check_image
-
     image = check_image(image, dtypes=(np.uint8, np.uint16), max_channels=MAX_CHANNELS)
+    return image.reshape(image.shape[0], image.shape[1], -1), check_bits(image, bits)
+
+
+def check_bits(image: np.ndarray, bits: int | None) -> int:
+    """The depth of a checked uint8 or uint16 ``image``: ``bits`` (None: the dtype's), if
+    every sample is below ``2**bits``; ValueError otherwise."""
     depth = sample_bits(image)
     bits = check_int(depth if bits is None else bits, "bits", 1, depth)
     if bits < depth and image.size and int(image.max()) >> bits:
         raise ValueError(f"a sample is {int(image.max())}, above the largest {bits}-bit value {(1 << bits) - 1}")
-    return image.reshape(image.shape[0], image.shape[1], -1), bits
+    return bits
 
 
 def _roughness(x: np.ndarray) -> int:
@@ -89,7 +94,7 @@ def tile_layout(tile: np.ndarray) -> np.ndarray:
     [channel, reference, guide] (-1: none), chosen as the module docstring says.
     The last channel of 2 or 4 is alpha: coded on its own, last, and no reference."""
     c = tile.shape[2]
-    order = [1, 0, 2] + list(range(3, c)) if c >= 3 and c <= 4 else list(range(c))
+    order = [1, 0, 2] + list(range(3, c)) if c in (3, 4) else list(range(c))
     alpha = c - 1 if c in (2, 4) else -1
     x = tile.astype(np.int32)
     rows, done = [], []
@@ -115,13 +120,6 @@ def _shifts(tile: np.ndarray, bits: int, step: int) -> tuple:
     span = int(tile.max()) - int(tile.min()) if tile.size else 0
     ash = max(0, min(bits, span.bit_length()) - 8)
     return ash, max(0, ash - (step.bit_length() - 1))
-
-
-def _steps(channels: int, max_error: int) -> np.ndarray:
-    s = np.full(channels, 2 * max_error + 1, np.int64)
-    if channels in (2, 4):  # alpha, as in version 2, is always lossless
-        s[channels - 1] = 1
-    return s
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,7 +173,7 @@ def encode(image: np.ndarray, max_error: int = 0, bits: int | None = None, threa
     image, bits = check_samples(image, bits)
     max_error = check_int(max_error, "max_error", 0, MAX_ERROR)
     channels = image.shape[2]
-    steps = _steps(channels, max_error)
+    steps = v2._steps(channels, max_error)
 
     def one(t):
         tile = np.ascontiguousarray(image[t])
@@ -228,7 +226,7 @@ def decode(parts: list, shape: tuple, max_error: int = 0, bits: int = 8, wide: b
     if not 1 <= bits <= 8 * np.dtype(dtype).itemsize:
         raise CorruptStreamError(f"{bits}-bit samples in a {np.dtype(dtype).name} image")
     item = np.dtype(dtype).itemsize
-    steps = _steps(channels, max_error)
+    steps = v2._steps(channels, max_error)
     grid = v2.tiles(h, w)
     if len(parts) != len(grid):
         raise CorruptStreamError(f"{len(parts)} lossless tiles, expected {len(grid)}")

@@ -21,6 +21,7 @@ from ..coding.latent_codecs import ContextLatent
 from ..config import QUALITIES
 from ..errors import CorruptStreamError, check_int
 from ..format.container import Header
+from ..format.limits import check_image
 from ..format.schema import COUNT, IMAGE, Bool, Int, Versions
 from .base import IMAGE_PARAMS, ModelOption, Preset, check_image_flags, image_parts, join_rgb, latent_hw, model_for, split_rgb, with_image
 
@@ -62,7 +63,9 @@ class NearLosslessPreset(ModelOption, Preset):
         """uint8 or uint16, 1 to 16 channels (version 1, ``base``: as the learned presets)."""
         if self.base is not None:
             return super().check_image(image)
-        return np.ascontiguousarray(nearlossless_v4.check_samples(image, self.bits)[0].reshape(image.shape))
+        image = check_image(image, dtypes=(np.uint8, np.uint16), max_channels=self.max_channels)
+        nearlossless_v4.check_bits(image, self.bits)
+        return image
 
     @staticmethod
     def sample_depth(params: dict) -> tuple:
@@ -90,7 +93,7 @@ class NearLosslessPreset(ModelOption, Preset):
         channels = 1 if image.ndim == 2 else image.shape[2]
         flags = {"gray": channels <= 2, "alpha": channels in (2, 4)}
         if self.base is None and self._any_depth(image):
-            bits = nearlossless_v4.check_samples(image, self.bits)[1]
+            bits = nearlossless_v4.sample_bits(image) if self.bits is None else self.bits  # checked by check_image
             parts = nearlossless_v4.encode(image, self.max_error, bits)
             residual = {"v": nearlossless_v4.VERSION, "max_error": self.max_error, "bits": bits}
             if image.dtype == np.uint16 and bits <= 8:
@@ -119,7 +122,7 @@ class NearLosslessPreset(ModelOption, Preset):
             raise CorruptStreamError(f"near-lossless version {res['v']} uses no model, but the stream names model {header.model_id}")
         shape = (header.height, header.width, header.channels)
         if res["v"] == nearlossless_v4.VERSION:
-            return nearlossless_v4.decode(sections, shape, res["max_error"], res["bits"], res.get("wide", res["bits"] > 8))
+            return nearlossless_v4.decode(sections, shape, res["max_error"], *self.sample_depth(header.params))
         check_image_flags(header)
         stored = res["v"] == nearlossless_v2.VERSION_STORED
         return nearlossless_v2.decode(sections, shape, res["max_error"], stored=stored)
