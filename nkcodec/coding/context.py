@@ -22,9 +22,12 @@ tables are fitted once on latents of the training photos (never Kodak) and
 stored in the weights file (group ``ctx/``; version 2 under ``ctx/v2/``), so
 no side information travels in the stream.
 
-Every value the decoder computes is an exact int64 sum of decoded integers
-(every product and sum stays below 2^47), so it selects the encoder's tables
-on every machine.
+Every value the decoder computes is an exact sum of decoded integers (every
+product and sum stays below 2^47, so int64 and float64 both hold it exactly,
+whatever the order of the additions), so it selects the encoder's tables on
+every machine.  The whole decode of a latent, the ANS decoding included
+(:mod:`nkcodec.coding.ans`), is one compiled call (:func:`_decode_tiles`)
+that releases the GIL.
 
 Examples
 --------
@@ -39,6 +42,7 @@ import numba
 import numpy as np
 
 from ..errors import CorruptStreamError
+from . import ans
 from .entropy import MAX_LATENT, TABLE_TOTAL
 
 __all__ = [
@@ -143,37 +147,173 @@ def table_keys(activity, thresholds, passes, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pass_order(pos, activity, acc, own, w_mag, w_mean, nb_mag, nb_y, thresholds, k):
-    """Decoder, one pass of one channel: the pass's positions sorted by context
-    (stable, as the encoder's streams are), the count per context and the
-    rounded mean of each sorted position.  ``own``: add the channel's own
-    neighbour terms (second pass); ``acc`` of length 0: no mean (version 1)."""
-    npos = pos.size
-    ctx = np.empty(npos, np.int64)
-    counts = np.zeros(k, np.int64)
-    for t in range(npos):
-        p = pos[t]
-        a = activity[p]
-        if own:
-            a += w_mag * nb_mag[p]
-        ctx[t] = _reached(a, thresholds, k)
-        counts[ctx[t]] += 1
-    start = np.zeros(k, np.int64)
-    for c in range(1, k):
-        start[c] = start[c - 1] + counts[c - 1]
-    order = np.empty(npos, np.int64)
-    mean = np.zeros(npos, np.int64)
-    for t in range(npos):
-        d = start[ctx[t]]
-        start[ctx[t]] += 1
-        p = pos[t]
-        order[d] = p
-        if acc.size:
-            m = acc[p]
-            if own:
-                m += w_mean * nb_y[p]
-            mean[d] = round_shift(m)
-    return order, counts, mean
+def _own_neighbours(x, h, w, out):
+    """``out`` = the 4-neighbour sum of the one plane ``x`` (h*w; zero outside)."""
+    for r in range(h):
+        for c in range(w):
+            p = r * w + c
+            s = 0.0
+            if r > 0:
+                s += x[p - w]
+            if r < h - 1:
+                s += x[p + w]
+            if c > 0:
+                s += x[p - 1]
+            if c < w - 1:
+                s += x[p + 1]
+            out[p] = s
+
+
+_BLOCK = 16  # channels whose earlier-channel terms the decoder computes as one matrix product
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_times(weights, j0, j1, col, x, i1):
+    """``weights[j0:j1, col:col + i1] @ x[:i1]`` in float64 (exact: integers, see
+    :func:`_decode_tiles`), (j1 - j0, n); zeros when i1 == 0."""
+    if i1 == 0:
+        return np.zeros((j1 - j0, x.shape[1]))
+    wt = np.ascontiguousarray(weights[j0:j1, col : col + i1]).astype(np.float64)
+    return np.dot(wt, np.ascontiguousarray(x[:i1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds, lo, size, esc_vals, tiles, width, out):
+    """The whole latent's decode (:func:`decode_latent`) in compiled code: every tile,
+    channel and pass, the entropy decode (:mod:`nkcodec.coding.ans`) and the escapes.
+
+    The predictions run in float64 over exact integers: every value the decoder has
+    accepted is below 2**20 in magnitude (2**22 for a neighbour sum), every weight
+    below 2**15, so each product is below 2**37 and each sum of at most 2M+1 < 2**15
+    of them below 2**52, which float64 holds exactly whatever the order of the
+    additions: the same integers as int64, faster on cores without 64-bit integer
+    vector multiplies.  ``wmean`` of size 0: version 1 (no mean, no neighbours).
+    Returns (words left, escapes used, error): error 0, or 1 (more escapes than
+    declared), or 2 (a value beyond MAX_LATENT)."""
+    m_n = order.size
+    passes, k_n = thresholds.shape[1], thresholds.shape[2] + 1
+    spatial = wmean.size > 0
+    thr = thresholds.astype(np.float64)  # exact (|threshold| < 2**53): compared with the float activities
+    state = st[0]
+    used = 0
+    lim = float(MAX_LATENT)
+    for t in range(tiles.shape[0]):
+        r0, r1, c0, c1 = tiles[t, 0], tiles[t, 1], tiles[t, 2], tiles[t, 3]
+        h, w = r1 - r0, c1 - c0
+        n = h * w
+        y = np.zeros((m_n, n))
+        mag = np.zeros((m_n, n))
+        nb_y = np.zeros((m_n, n))
+        nb_mag = np.zeros((m_n, n))
+        act = np.empty(n)
+        acc = np.empty(n)
+        ctx = np.empty(n, np.int64)
+        slot = np.empty(n, np.int64)
+        counts = np.empty(k_n, np.int64)
+        ppos = np.empty(n, np.int64)  # the positions of pass 0, then of pass 1, each in raster order
+        pstart = np.zeros(3, np.int64)
+        for g in range(passes):
+            pstart[g + 1] = pstart[g]
+            for r in range(h):
+                for c in range(w):
+                    if passes == 1 or ((r + c) & 1) == g:
+                        ppos[pstart[g + 1]] = r * w + c
+                        pstart[g + 1] += 1
+        base_act = np.zeros((1, n))
+        base_acc = np.zeros((1, n))
+        for j in range(m_n):
+            j0 = j - j % _BLOCK
+            if j == j0:  # what the channels before this block add to its rows: one product each
+                j1 = min(j0 + _BLOCK, m_n)
+                base_act = _rows_times(wmag, j0, j1, 0, mag, j0)
+                if spatial:
+                    base_act += _rows_times(wmag, j0, j1, m_n, nb_mag, j0)
+                    base_acc = _rows_times(wmean, j0, j1, 0, y, j0) + _rows_times(wmean, j0, j1, m_n, nb_y, j0)
+            act[:] = base_act[j - j0]
+            if spatial:
+                acc[:] = base_acc[j - j0]
+            for i in range(j0, j):  # and the channels of the block decoded so far
+                a = float(wmag[j, i])
+                if a != 0.0:
+                    for p in range(n):
+                        act[p] += a * mag[i, p]
+                if spatial:
+                    a = float(wmag[j, m_n + i])
+                    if a != 0.0:
+                        for p in range(n):
+                            act[p] += a * nb_mag[i, p]
+                    b = float(wmean[j, i])
+                    if b != 0.0:
+                        for p in range(n):
+                            acc[p] += b * y[i, p]
+                    b = float(wmean[j, m_n + i])
+                    if b != 0.0:
+                        for p in range(n):
+                            acc[p] += b * nb_y[i, p]
+            own_mag = float(wmag[j, 2 * m_n]) if spatial else 0.0
+            own_mean = float(wmean[j, 2 * m_n]) if spatial else 0.0
+            lo_j, size_j = lo[j], size[j]
+            for g in range(passes):
+                # the pass's positions by context, stably (the encoder's stream order)
+                counts[:] = 0
+                for t in range(pstart[g], pstart[g + 1]):
+                    p = ppos[t]
+                    a = act[p]
+                    if g == 1:
+                        a += own_mag * nb_mag[j, p]
+                    c = 0
+                    for e in range(k_n - 1):
+                        if a >= thr[j, g, e]:
+                            c += 1
+                    ctx[t] = c
+                    counts[c] += 1
+                first = 0
+                for c in range(k_n):
+                    cnt = counts[c]
+                    counts[c] = first
+                    first += cnt
+                for t in range(pstart[g], pstart[g + 1]):
+                    slot[counts[ctx[t]]] = ppos[t]
+                    counts[ctx[t]] += 1
+                # decode: the slots of context c hold its run, in order
+                c = 0
+                for d in range(first):
+                    while d >= counts[c]:
+                        c += 1
+                    p = slot[d]
+                    row = (j * passes + g) * k_n + c
+                    n_sym = row_size[row]
+                    sym = 0
+                    if n_sym > 1:
+                        sym, state, pos = ans.decode_symbol(words, state, pos, cdf[row], n_sym)
+                    if sym == 0 or sym == size_j - 1:
+                        if used >= esc_vals.size:
+                            st[0] = state
+                            return pos, used, 1
+                        v = float(esc_vals[used])
+                        used += 1
+                    else:
+                        v = float(sym + lo_j - 1)
+                    if spatial:
+                        a = acc[p]
+                        if g == 1:
+                            a += own_mean * nb_y[j, p]
+                        v += float((np.int64(a) + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS)
+                    if abs(v) > lim:
+                        st[0] = state
+                        return pos, used, 2
+                    y[j, p] = v
+                    mag[j, p] = abs(v)
+                if spatial:
+                    _own_neighbours(y[j], h, w, nb_y[j])
+                    _own_neighbours(mag[j], h, w, nb_mag[j])
+        for r in range(h):
+            for c in range(w):
+                q, p = (r0 + r) * width + c0 + c, r * w + c
+                for j in range(m_n):
+                    out[q, order[j]] = np.int32(y[j, p])
+    st[0] = state
+    return pos, used, 0
 
 
 def pass_map(h: int, w: int, g: int) -> np.ndarray:
@@ -281,16 +421,34 @@ class ContextTables:
 
     def predict(self, v: np.ndarray, h: int, w: int):
         """Encoder side: (activity, mean) of every ordered channel, (M, n) int64
-        each, from the whole latent ``v`` (M, n) in coding order."""
+        each, from the whole latent ``v`` (M, n) in coding order.
+
+        The weighted sums are float64 matrix products over integers: exact while
+        every |value| is within MAX_LATENT (the bound of :func:`_decode_tiles`),
+        so they equal the int64 sums the decoder makes; beyond it (a latent the
+        encoder refuses anyway) the int64 loop runs."""
         m = v.shape[0]
         mag = np.abs(v)
+        exact = np.abs(v).max(initial=0) <= MAX_LATENT
         if self.wmean is None:
-            return _predict(self.wmag, mag, mag, 0, m), np.zeros_like(v)
+            act = _times(self.wmag, mag) if exact else _predict(self.wmag, mag, mag, 0, m)
+            return act, np.zeros_like(v)
         nb_v, nb_mag = neighbours4(v, h, w), neighbours4(mag, h, w)
         second = pass_map(h, w, self.passes)[None, :].astype(bool)
-        act = _predict(self.wmag, mag, nb_mag, 0, m) + self.wmag[:, 2 * m : 2 * m + 1] * nb_mag * second
-        acc = _predict(self.wmean, v, nb_v, 0, m) + self.wmean[:, 2 * m : 2 * m + 1] * nb_v * second
+        if exact:
+            act = _times(self.wmag[:, : 2 * m], np.concatenate([mag, nb_mag]))
+            acc = _times(self.wmean[:, : 2 * m], np.concatenate([v, nb_v]))
+        else:
+            act, acc = _predict(self.wmag, mag, nb_mag, 0, m), _predict(self.wmean, v, nb_v, 0, m)
+        act += self.wmag[:, 2 * m : 2 * m + 1] * nb_mag * second
+        acc += self.wmean[:, 2 * m : 2 * m + 1] * nb_v * second
         return act, round_shift(acc)
+
+
+def _times(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``weights @ x`` of int64 arrays, as an exact float64 product (every term
+    below 2**37 and every sum below 2**52: see :func:`_decode_tiles`), int64."""
+    return (weights.astype(np.float64) @ x.astype(np.float64)).astype(np.int64)
 
 
 def _shape(y_or_shape):
@@ -371,8 +529,9 @@ def stream_version(params) -> int:
 
 def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.ndarray:
     """Inverse of :func:`code_latent`: (n, M) int32.  ``shape`` is the latent's
-    (h, w) (a count n means one row of n)."""
-    from .entropy import SymbolDecoder, check_length, escape_count, unpack_varints
+    (h, w) (a count n means one row of n).  The whole decode runs in compiled
+    code (:func:`_decode_tiles`), entropy decoding included."""
+    from .entropy import check_length, escape_count, unpack_varints
 
     M = ct.order.size
     h, w = _shape(shape)
@@ -383,50 +542,16 @@ def decode_latent(ct: ContextTables, params: dict, sections: list, shape) -> np.
     esc_vals = unpack_varints(sections[1], n_esc)
     if n_esc and np.abs(esc_vals).max() > (MAX_LATENT if ct.wmean is None else MAX_RESIDUAL):
         raise CorruptStreamError("latent value out of range")
-    dec = SymbolDecoder(sections[0])
-    out = np.empty((h, w, M), np.int32)
-    used = 0
-    for rs, cs in coding_tiles(h, w, ct.version):
-        th, tw = rs.stop - rs.start, cs.stop - cs.start
-        y, used = _decode_tile(ct, dec, esc_vals, used, th, tw)
-        out[rs, cs][:, :, ct.order] = y.T.reshape(th, tw, M)
+    dec = ans.Decoder(sections[0])
+    tiles = np.array([[rs.start, rs.stop, cs.start, cs.stop] for rs, cs in coding_tiles(h, w, ct.version)], np.int64).reshape(-1, 4)
+    wmean = np.zeros((0, 0), np.int64) if ct.wmean is None else ct.wmean
+    out = np.empty((h * w, M), np.int32)
+    args = (ct.tables.cdf(), ct.tables.size, ct.order, ct.wmag, wmean, ct.thresholds, ct.lo, ct.size, esc_vals.astype(np.int64), tiles, w, out)
+    _, used, err = _decode_tiles(dec.words, dec.st, dec.pos, *args)
+    if err == 1:
+        raise CorruptStreamError("more escapes than the stream declares")
+    if err == 2:
+        raise CorruptStreamError("latent value out of range")
     if used != n_esc:
         raise CorruptStreamError("escape count disagrees with the decoded symbols")
-    return out.reshape(h * w, M)
-
-
-def _decode_tile(ct: ContextTables, dec, esc_vals: np.ndarray, used: int, h: int, w: int):
-    """Decode one tile channel by channel: ((M, h*w) int64 in coding order, escapes used so far)."""
-    from .entropy import from_symbols
-
-    M, n, n_esc = ct.order.size, h * w, esc_vals.size
-    spatial = ct.wmean is not None
-    passes = pass_map(h, w, ct.passes)
-    where = [np.flatnonzero(passes == g) for g in range(ct.passes)]
-    y = np.zeros((M, n), np.int64)  # coding order, filled as channels are decoded
-    mag = np.zeros((M, n), np.int64)
-    nb_y, nb_mag = (np.zeros((M, n), np.int64) for _ in range(2)) if spatial else (mag, mag)
-    none = np.zeros(0, np.int64)
-    for j in range(M):
-        activity = _predict(ct.wmag, mag, nb_mag, j, j + 1)[0]
-        acc = _predict(ct.wmean, y, nb_y, j, j + 1)[0] if spatial else none
-        own_mag, own_mean = (int(ct.wmag[j, 2 * M]), int(ct.wmean[j, 2 * M])) if spatial else (0, 0)
-        for g, pos in enumerate(where):
-            # second pass: the 4 neighbours in this channel are first-pass positions, decoded
-            order, counts, mean = _pass_order(pos, activity, acc, g == 1, own_mag, own_mean, nb_mag[j], nb_y[j], ct.thresholds[j, g], ct.k)
-            idx = dec.decode_run(ct.tables, (j * ct.passes + g) * ct.k, counts.tolist()).astype(np.int64)
-            vals, esc = from_symbols(idx, ct.lo[j], ct.size[j])
-            ne = int(np.count_nonzero(esc))
-            if ne:
-                if used + ne > n_esc:
-                    raise CorruptStreamError("more escapes than the stream declares")
-                vals[esc] = esc_vals[used : used + ne]
-                used += ne
-            vals += mean
-            if (ne or spatial) and np.abs(vals).max(initial=0) > MAX_LATENT:
-                raise CorruptStreamError("latent value out of range")
-            y[j, order] = vals
-            mag[j, order] = np.abs(vals)
-            if spatial:  # after the first pass: right at second-pass positions; after the second: everywhere
-                nb_y[j], nb_mag[j] = neighbours4(y[j : j + 1], h, w)[0], neighbours4(mag[j : j + 1], h, w)[0]
-    return y, used
+    return out

@@ -3,8 +3,9 @@
 Tables are integer frequencies (summing to 2**16 per context) shipped with the
 model or carried in the stream; the probabilities handed to the coder are
 ``freq / 2**16``, exact in float64 on every machine, so encoder and decoder
-build bit-identical models.  ``constriction`` (Rust, well kept) does the
-arithmetic; nothing here is a hand-written range coder.
+build bit-identical models.  ``constriction`` (Rust, well kept) encodes;
+the decoder (:mod:`nkcodec.coding.ans`) reads the library's streams in compiled
+code, so that a whole latent decodes in one call.
 
 Examples
 --------
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CorruptStreamError
+from .ans import Decoder
 from .varint import pack as pack_varints  # noqa: F401  (re-exported: entropy.pack_varints)
 from .varint import read as read_varint
 from .varint import unpack as unpack_varints  # noqa: F401
@@ -139,6 +141,16 @@ class IntTables:
         counts = np.atleast_2d(np.asarray(counts, np.float64))
         return cls(np.stack([_table_row(c) for c in counts]), np.full(counts.shape[0], counts.shape[1]))
 
+    def cdf(self) -> np.ndarray:
+        """The 24-bit CDFs (K, W+1) that the compiled decoder reads
+        (:func:`nkcodec.coding.ans.cdf_table`: the library's own quantisation of
+        :meth:`coding_models`); built once."""
+        if getattr(self, "_cdf", None) is None:
+            from .ans import cdf_table
+
+            self._cdf = cdf_table(self.freq, self.size)
+        return self._cdf
+
     def coding_models(self) -> list:
         """Per table: its constriction model, or None for a one-symbol alphabet
         (nothing to code); built once, so that coding many short streams pays no
@@ -182,38 +194,7 @@ def decode_symbols(data: bytes, tables: IntTables, counts: list) -> list:
     return [dec.decode(tables, k, n) for k, n in enumerate(counts)]
 
 
-class SymbolDecoder:
-    """Decodes the streams of :func:`encode_symbols` one at a time, so that the
-    next stream's length and table may depend on what was decoded before."""
-
-    def __init__(self, data: bytes):
-        import constriction
-
-        if len(data) % 4:
-            raise CorruptStreamError("entropy-coded section is not a whole number of 32-bit words")
-        try:
-            self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, np.uint32).copy())
-        except ValueError as e:  # e.g. "compressed data never ends in a zero word"
-            raise CorruptStreamError(f"entropy-coded section is invalid ({e})") from None
-
-    def decode_run(self, tables: IntTables, first: int, counts, rows=None) -> np.ndarray:
-        """``counts[i]`` symbols with table ``first + i`` (or ``rows[i]``, when given,
-        as in :func:`encode_symbols`), for each i in turn, concatenated."""
-        out = []
-        models, decode = tables.coding_models(), self._coder.decode
-        tables_of = range(first, first + len(counts)) if rows is None else rows
-        try:
-            for k, n in zip(tables_of, counts):
-                n = int(n)
-                if n:
-                    out.append(np.zeros(n, np.int32) if models[k] is None else decode(models[k], n))
-        except Exception as e:  # constriction raises its own errors on impossible states
-            raise CorruptStreamError(f"entropy decoder failed ({e.__class__.__name__})") from None
-        return np.concatenate(out) if len(out) > 1 else out[0] if out else np.zeros(0, np.int32)
-
-    def decode(self, tables: IntTables, k: int, n: int) -> np.ndarray:
-        """``n`` symbols coded with table ``k``."""
-        return self.decode_run(tables, k, [n])
+SymbolDecoder = Decoder  # decodes the streams of encode_symbols one run at a time, in compiled code (.ans)
 
 
 MAX_ALPHABET = 1 << 16
