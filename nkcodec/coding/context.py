@@ -164,17 +164,30 @@ def _own_neighbours(x, h, w, out):
             out[p] = s
 
 
-_BLOCK = 16  # channels whose earlier-channel terms the decoder computes as one matrix product
+_BLOCK = 16  # channels whose terms on the channels before them the decoder sums together
+# The weighted sums of the decoder add exact integers held in float64 (see _decode_tiles), so
+# their order does not matter: this kernel may reassociate them, which lets it vectorise.
+_EXACT_SUMS = {"reassoc", "nsz", "contract"}
 
 
-@numba.njit(cache=True, nogil=True)
-def _rows_times(weights, j0, j1, col, x, i1):
-    """``weights[j0:j1, col:col + i1] @ x[:i1]`` in float64 (exact: integers, see
-    :func:`_decode_tiles`), (j1 - j0, n); zeros when i1 == 0."""
-    if i1 == 0:
-        return np.zeros((j1 - j0, x.shape[1]))
-    wt = np.ascontiguousarray(weights[j0:j1, col : col + i1]).astype(np.float64)
-    return np.dot(wt, np.ascontiguousarray(x[:i1]))
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT_SUMS)
+def _block_sums(wa, xa, wb, xb, i1, out):
+    """``out[jj, p] = wa[jj, :i1] . xa[p, :i1] + wb[jj, :i1] . xb[p, :i1]`` for every
+    position p of the position-major (n, M) planes ``xa``, ``xb`` (two positions at a
+    time: each weight is loaded once for both).  Single-threaded on purpose: a BLAS
+    product is faster alone, but serialises when several decoders run in threads."""
+    n, b_n = xa.shape[0], wa.shape[0]
+    for p in range(0, n, 2):
+        q = min(p + 1, n - 1)
+        for jj in range(b_n):
+            s0 = 0.0
+            s1 = 0.0
+            for i in range(i1):
+                u, v = wa[jj, i], wb[jj, i]
+                s0 += u * xa[p, i] + v * xb[p, i]
+                s1 += u * xa[q, i] + v * xb[q, i]
+            out[jj, p] = s0
+            out[jj, q] = s1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -194,6 +207,9 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
     passes, k_n = thresholds.shape[1], thresholds.shape[2] + 1
     spatial = wmean.size > 0
     thr = thresholds.astype(np.float64)  # exact (|threshold| < 2**53): compared with the float activities
+    wm = wmag.astype(np.float64)
+    we = wmean.astype(np.float64) if spatial else np.zeros((m_n, 2 * m_n + 1))
+    wn = wm if spatial else np.zeros((m_n, 2 * m_n + 1))  # version 1: no neighbour terms
     state = st[0]
     used = 0
     lim = float(MAX_LATENT)
@@ -219,16 +235,23 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
                     if passes == 1 or ((r + c) & 1) == g:
                         ppos[pstart[g + 1]] = r * w + c
                         pstart[g + 1] += 1
-        base_act = np.zeros((1, n))
-        base_acc = np.zeros((1, n))
+        base_act = np.zeros((_BLOCK, n))
+        base_acc = np.zeros((_BLOCK, n))
+        # position-major copies of the decoded planes, a block behind, for _block_sums
+        pm = np.zeros((4, n, m_n))
         for j in range(m_n):
             j0 = j - j % _BLOCK
-            if j == j0:  # what the channels before this block add to its rows: one product each
+            if j == j0:  # what the channels before this block add to its channels
                 j1 = min(j0 + _BLOCK, m_n)
-                base_act = _rows_times(wmag, j0, j1, 0, mag, j0)
+                for i in range(max(0, j0 - _BLOCK), j0):
+                    for p in range(n):
+                        pm[0, p, i] = mag[i, p]
+                        pm[1, p, i] = nb_mag[i, p]
+                        pm[2, p, i] = y[i, p]
+                        pm[3, p, i] = nb_y[i, p]
+                _block_sums(np.ascontiguousarray(wm[j0:j1, :j0]), pm[0], np.ascontiguousarray(wn[j0:j1, m_n : m_n + j0]), pm[1], j0, base_act)
                 if spatial:
-                    base_act += _rows_times(wmag, j0, j1, m_n, nb_mag, j0)
-                    base_acc = _rows_times(wmean, j0, j1, 0, y, j0) + _rows_times(wmean, j0, j1, m_n, nb_y, j0)
+                    _block_sums(np.ascontiguousarray(we[j0:j1, :j0]), pm[2], np.ascontiguousarray(we[j0:j1, m_n : m_n + j0]), pm[3], j0, base_acc)
             act[:] = base_act[j - j0]
             if spatial:
                 acc[:] = base_acc[j - j0]
