@@ -9,9 +9,9 @@ the device or the CPU waits.  Here:
 * ``lanes`` threads run the nets on device batches: up to ``batch_size``
   images of the same padded size at once;
 * meanwhile a pool of ``workers`` runs the entropy coding of the images before
-  them: threads, or processes for decoding on an accelerator (the context
-  decoder runs a Python loop per channel and holds the GIL, so decoding
-  threads do not scale, measured in ``docs/batch.md``);
+  them: threads (every entropy decoder is compiled code that releases the
+  GIL, so decoding threads scale, measured in ``docs/batch.md``), or
+  processes on request;
 * results come out in input order, with the same bytes and pixels as
   :meth:`Codec.encode` / :func:`nkcodec.decompress` of each item (tested);
 * at most ``depth`` items are in flight, so an endless iterator runs in
@@ -121,8 +121,8 @@ def check_options(batch_size, lanes, workers, depth, errors, pool=None):
     if pool is not None:
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        if pool == "auto":
-            pool = "process" if workers > 1 and _backend() != "cpu" else "thread"
+        if pool == "auto":  # threads: the entropy decoders release the GIL (docs/batch.md)
+            pool = "thread"
     return batch_size, lanes, workers, depth, pool
 
 

@@ -182,9 +182,8 @@ def decompress_many(streams, *, batch_size=None, lanes=None, workers=None, depth
     """Decompress ``.nkc`` streams (bytes; presets, models and sizes may mix): an
     iterator of uint8 images in input order, each the image :func:`decompress`
     gives.  The entropy decoding runs in a pool (``pool``: ``"thread"``,
-    ``"process"``, or ``"auto"``: threads on the CPU backend, processes on an
-    accelerator, where the entropy decoding is the limit and threads would
-    share one GIL), the synthesis in device batches on ``lanes`` threads
+    ``"process"``, or ``"auto"``: threads, since the entropy decoders are
+    compiled code that releases the GIL, so threads scale), the synthesis in device batches on ``lanes`` threads
     (:mod:`nkcodec.batch`; the other options: :data:`nkcodec.batch.OPTIONS_DOC`).
 
     Examples
