@@ -136,3 +136,13 @@ def test_whole_latent_decode_is_one_call(monkeypatch):
     short = {**params, "escapes": params["escapes"] - 1}
     with pytest.raises(CorruptStreamError):
         context.decode_latent(ct, short, [sections[0], entropy.pack_varints(np.full(params["escapes"] - 1, 9000))], y.shape[:2])
+
+
+def test_runs_outside_the_tables_are_refused():
+    """The compiled loop reads the tables unchecked, so the rows are checked first
+    (they may come from a stream: near-lossless version 1's table choices)."""
+    t = entropy.IntTables.from_counts(np.array([[5, 3, 1, 1], [1, 1, 1, 1]]))
+    dec = ans.Decoder(entropy.encode_symbols([np.array([0, 1])], t))
+    for first, counts, rows in ((2, [1], None), (0, [1], [-1]), (0, [1, 1], [0]), (0, [-1], None)):
+        with pytest.raises(CorruptStreamError, match="out of range"):
+            dec.decode_run(t, first, counts, rows=rows)

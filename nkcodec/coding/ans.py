@@ -161,6 +161,9 @@ class Decoder:
         """``counts[i]`` symbols with table ``first + i`` (or ``rows[i]``), concatenated."""
         counts = np.asarray(counts, np.int64)
         rows = np.arange(first, first + counts.size, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        if rows.shape != counts.shape or (rows.size and (rows.min() < 0 or rows.max() >= tables.size.size)) or (counts.size and counts.min() < 0):
+            # the compiled loop does not check; rows may come from a stream (near-lossless version 1's table choices)
+            raise CorruptStreamError("entropy decoder: table rows out of range, or counts that do not match them")
         out = np.empty(int(counts.sum()), np.int32)
         self.pos = _decode_runs(self.words, self.st, self.pos, tables.cdf(), tables.size, rows, counts, out)
         return out
