@@ -194,6 +194,17 @@ def test_process_pool_decodes_the_same_pixels():
     assert isinstance(out[4], CorruptStreamError)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_auto_pool_is_threads_on_every_backend(monkeypatch, backend):
+    """The entropy decoders release the GIL, so "auto" no longer picks processes on an
+    accelerator (docs/batch.md); "process" still does."""
+    from nkcodec import batch
+
+    monkeypatch.setattr(batch, "_backend", lambda: backend)
+    assert batch.check_options(None, None, 2, None, "raise", "auto")[4] == "thread"
+    assert batch.check_options(None, None, 2, None, "raise", "process")[4] == "process"
+
+
 @pytest.mark.parametrize(
     "options, match",
     [

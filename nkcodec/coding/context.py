@@ -93,25 +93,31 @@ def _predict(weights, c, nb, j0, j1):
 
 
 @numba.njit(cache=True, nogil=True)
+def _own_neighbours(x, h, w, out):
+    """``out`` = the 4-neighbour sum of the one plane ``x`` (h*w; zero outside), in
+    ``out``'s type (int64 rows for the encoder, float64 for the decoder)."""
+    for r in range(h):
+        for c in range(w):
+            p = r * w + c
+            s = out[p] * 0
+            if r > 0:
+                s += x[p - w]
+            if r < h - 1:
+                s += x[p + w]
+            if c > 0:
+                s += x[p - 1]
+            if c < w - 1:
+                s += x[p + 1]
+            out[p] = s
+
+
+@numba.njit(cache=True, nogil=True)
 def neighbours4(a, h, w):
     """Sum over the 4 neighbours (zero outside the latent or tile) of each of
     the (C, h*w) int64 rows."""
     out = np.zeros(a.shape, np.int64)
     for ch in range(a.shape[0]):
-        x = a[ch]
-        for r in range(h):
-            for c in range(w):
-                p = r * w + c
-                s = 0
-                if r > 0:
-                    s += x[p - w]
-                if r < h - 1:
-                    s += x[p + w]
-                if c > 0:
-                    s += x[p - 1]
-                if c < w - 1:
-                    s += x[p + 1]
-                out[ch, p] = s
+        _own_neighbours(a[ch], h, w, out[ch])
     return out
 
 
@@ -144,24 +150,6 @@ def table_keys(activity, thresholds, passes, k):
             g = passes[p]
             out[j, p] = (j * g_n + g) * k + _reached(activity[j, p], thresholds[j, g], k)
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _own_neighbours(x, h, w, out):
-    """``out`` = the 4-neighbour sum of the one plane ``x`` (h*w; zero outside)."""
-    for r in range(h):
-        for c in range(w):
-            p = r * w + c
-            s = 0.0
-            if r > 0:
-                s += x[p - w]
-            if r < h - 1:
-                s += x[p + w]
-            if c > 0:
-                s += x[p - 1]
-            if c < w - 1:
-                s += x[p + 1]
-            out[p] = s
 
 
 _BLOCK = 16  # channels whose terms on the channels before them the decoder sums together
