@@ -9,7 +9,7 @@ import nkcodec
 from nkcodec import zoo
 from nkcodec.errors import CorruptStreamError
 
-from .common import check_backwards_compatibility, check_corruption, with_fixed_crc
+from .common import check_backwards_compatibility, check_corruption
 
 PRESETS = ["context", "scalar", "paper", "scalar-rle", "cluster", "near-lossless"]
 
@@ -63,11 +63,11 @@ def test_corrupt_learned_streams(preset):
 
 
 def test_unknown_model_id_is_reported():
-    import struct
+    from nkcodec.tools import fuzz
 
-    data = bytearray(nkcodec.compress(photo((8, 8, 3)), quality=3)[:-4])
-    struct.pack_into("<H", data, 16, 999)
-    data = with_fixed_crc(bytes(data))
+    fields, params, sections = fuzz.split(nkcodec.compress(photo((8, 8, 3)), quality=3))
+    fields[8] = 999  # the model id
+    data = fuzz.reseal(fuzz.join(fields, params, sections))
     with pytest.raises(CorruptStreamError, match="model id 999"):
         nkcodec.decompress(data)
 

@@ -38,7 +38,6 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
@@ -131,23 +130,28 @@ def _paths(obj, prefix=()):
 
 def split(data: bytes):
     """A container's (fixed header fields, params object, sections), or None if it does not parse."""
-    from ..format.container import split_raw
+    from ..errors import CorruptStreamError
+    from ..format.container import params_object, split_raw
 
     raw = split_raw(data)
     if raw is None:
         return None
     fields, params, sections = raw
     try:
-        return fields, json.loads(params), sections
-    except ValueError:
+        return fields, params_object(params, fields[1]), sections
+    except CorruptStreamError:
         return None
 
 
 def join(fields, params, sections) -> bytes:
-    """A container from :func:`split`'s parts (a params object of any shape), its CRC left zero."""
-    from ..format.container import join_raw
+    """A container from :func:`split`'s parts (a params object of any shape), its CRC left
+    zero; None if the params have no form in the container's version."""
+    from ..format.container import join_raw, params_bytes
 
-    p = json.dumps(params, separators=(",", ":")).encode()
+    try:
+        p = params_bytes(params, 1 if fields[1] == 1 else 2)  # the layout join_raw writes for that version byte
+    except ValueError:  # a value the compact form has no place for (a NaN): no structural mutation then
+        return None
     return join_raw([*fields[:-1], len(p)], p, sections) + b"\0\0\0\0"
 
 
