@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFile
 
-from .format.container import MAGIC, VERSION
+from .format.container import MAGIC, VERSIONS
 from .imageio import MODES
 
 __all__ = ["NkcImageFile", "FORMAT", "MIME"]
@@ -36,7 +36,7 @@ FORMAT, MIME = "NKC", "image/x-nkc"
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:4] == MAGIC + bytes([VERSION])
+    return prefix[:3] == MAGIC and len(prefix) > 3 and prefix[3] in VERSIONS
 
 
 class NkcImageFile(ImageFile.ImageFile):

@@ -26,6 +26,17 @@ def test_save_and_open_give_nkcodecs_bytes_and_pixels(tmp_path, shape, mode):
         np.testing.assert_array_equal(np.asarray(im), nkcodec.decompress(data))
 
 
+@pytest.mark.parametrize("fixture", ["palette_v1", "container-v2-context_v1_model6"])
+def test_both_container_versions_open(fixture):
+    """Version-1 files (every stream before issue 27) and version-2 files are recognised."""
+    from .common import FIXTURES
+
+    data = (FIXTURES / f"{fixture}.nkc").read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "NKC"
+        np.testing.assert_array_equal(np.asarray(im), nkcodec.decompress(data))
+
+
 def test_preset_and_options_pass_through():
     img = photo((24, 32, 3))
     buf = io.BytesIO()

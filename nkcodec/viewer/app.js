@@ -212,7 +212,7 @@ function drawRD(rd, note) {
 async function useFile(file) {
   if (!file) return;
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
-  if (head[0] === 0x4e && head[1] === 0x4b && head[2] === 0x43 && head[3] === 1) {  // "NKC", version 1
+  if (head[0] === 0x4e && head[1] === 0x4b && head[2] === 0x43 && (head[3] === 1 || head[3] === 2)) {  // "NKC", container version 1 or 2
     upload = null;
     return openNkc(file);
   }
