@@ -9,7 +9,7 @@ hostile sender would and checks that promise, plus time and memory:
 * **byte-level** mutations: bytes flipped, set, inserted, deleted,
   duplicated or cut;
 * **structure-aware** ones: a header field set to a boundary value, a value
-  anywhere in the params JSON replaced by one of another type or range (or
+  anywhere in the params object replaced by one of another type or range (or
   deleted, or a key added), sections dropped, duplicated, swapped, cut or
   grown;
 
