@@ -94,3 +94,12 @@ def check_deep_corruption(decode, data: bytes, flips: int = 100, seed: int = 0) 
             decode(with_fixed_crc(bytes(body[:cut])))
         except CorruptStreamError:
             pass
+
+
+def as_version_1(data: bytes) -> bytes:
+    """A stream rewrapped in a version-1 container (what every encoder wrote before container
+    version 2): lets a test pin an encoder's bytes against a fixture written back then."""
+    from nkcodec.format.container import pack_container, unpack_container
+
+    header, sections = unpack_container(data)
+    return pack_container(header, sections, version=1)
