@@ -49,7 +49,6 @@ from ..errors import CorruptStreamError
 __all__ = ["PRECISION", "cdf_table", "Decoder", "start", "decode_symbol"]
 
 PRECISION = 24  # constriction's DefaultContiguousCategoricalEntropyModel
-_ONE = np.uint64(1)
 _P = np.uint64(PRECISION)
 _QMASK = np.uint64((1 << PRECISION) - 1)
 _LOW = np.uint64(1 << 32)  # the state stays at or above this while words are left

@@ -188,7 +188,10 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
     below 2**15, so each product is below 2**37 and each sum of at most 2M+1 < 2**15
     of them below 2**52, which float64 holds exactly whatever the order of the
     additions: the same integers as int64, faster on cores without 64-bit integer
-    vector multiplies.  ``wmean`` of size 0: version 1 (no mean, no neighbours).
+    vector multiplies.  The terms on the channels before a block of :data:`_BLOCK`
+    channels are summed for the whole block when it starts (:func:`_block_sums`, on
+    position-major copies of the decoded planes); the block's own earlier channels are
+    added channel by channel.  ``wmean`` of size 0: version 1 (no mean, no neighbours).
     Returns (words left, escapes used, error): error 0, or 1 (more escapes than
     declared), or 2 (a value beyond MAX_LATENT)."""
     m_n = order.size
@@ -244,25 +247,25 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
             if spatial:
                 acc[:] = base_acc[j - j0]
             for i in range(j0, j):  # and the channels of the block decoded so far
-                a = float(wmag[j, i])
+                a = wm[j, i]
                 if a != 0.0:
                     for p in range(n):
                         act[p] += a * mag[i, p]
                 if spatial:
-                    a = float(wmag[j, m_n + i])
+                    a = wm[j, m_n + i]
                     if a != 0.0:
                         for p in range(n):
                             act[p] += a * nb_mag[i, p]
-                    b = float(wmean[j, i])
+                    b = we[j, i]
                     if b != 0.0:
                         for p in range(n):
                             acc[p] += b * y[i, p]
-                    b = float(wmean[j, m_n + i])
+                    b = we[j, m_n + i]
                     if b != 0.0:
                         for p in range(n):
                             acc[p] += b * nb_y[i, p]
-            own_mag = float(wmag[j, 2 * m_n]) if spatial else 0.0
-            own_mean = float(wmean[j, 2 * m_n]) if spatial else 0.0
+            own_mag = wm[j, 2 * m_n] if spatial else 0.0
+            own_mean = we[j, 2 * m_n]
             lo_j, size_j = lo[j], size[j]
             for g in range(passes):
                 # the pass's positions by context, stably (the encoder's stream order)
@@ -272,10 +275,7 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
                     a = act[p]
                     if g == 1:
                         a += own_mag * nb_mag[j, p]
-                    c = 0
-                    for e in range(k_n - 1):
-                        if a >= thr[j, g, e]:
-                            c += 1
+                    c = _reached(a, thr[j, g], k_n)
                     ctx[t] = c
                     counts[c] += 1
                 first = 0
@@ -309,7 +309,7 @@ def _decode_tiles(words, st, pos, cdf, row_size, order, wmag, wmean, thresholds,
                         a = acc[p]
                         if g == 1:
                             a += own_mean * nb_y[j, p]
-                        v += float((np.int64(a) + (1 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS)
+                        v += float(round_shift(np.int64(a)))
                     if abs(v) > lim:
                         st[0] = state
                         return pos, used, 2
@@ -440,7 +440,7 @@ class ContextTables:
         encoder refuses anyway) the int64 loop runs."""
         m = v.shape[0]
         mag = np.abs(v)
-        exact = np.abs(v).max(initial=0) <= MAX_LATENT
+        exact = mag.max(initial=0) <= MAX_LATENT
         if self.wmean is None:
             act = _times(self.wmag, mag) if exact else _predict(self.wmag, mag, mag, 0, m)
             return act, np.zeros_like(v)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CorruptStreamError
-from .ans import Decoder
+from .ans import Decoder, cdf_table
 from .varint import pack as pack_varints  # noqa: F401  (re-exported: entropy.pack_varints)
 from .varint import read as read_varint
 from .varint import unpack as unpack_varints  # noqa: F401
@@ -146,8 +146,6 @@ class IntTables:
         (:func:`nkcodec.coding.ans.cdf_table`: the library's own quantisation of
         :meth:`coding_models`); built once."""
         if getattr(self, "_cdf", None) is None:
-            from .ans import cdf_table
-
             self._cdf = cdf_table(self.freq, self.size)
         return self._cdf
 

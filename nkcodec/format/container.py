@@ -194,8 +194,16 @@ def join_raw(fields, params: bytes, sections: list) -> bytes:
     return bytes(out)
 
 
-def _fields_v2(data, end: int) -> tuple:
-    """Version 2's fields (as :func:`join_raw` takes them) and where the params start."""
+_LEAST_V2 = 4 + 2 + 4 + 3 + 4  # magic and version, height and width, 4 bytes, model id, params and section counts, CRC
+
+
+def _fields(data, end: int, version: int) -> tuple:
+    """The header's fields (as :func:`join_raw` takes them) and where the params start;
+    CorruptStreamError where they run past ``end``."""
+    if version == 1:
+        if end < _FIXED.size:
+            raise CorruptStreamError("header runs past the end")
+        return list(_FIXED.unpack_from(data, 0)), _FIXED.size
     pos = 4
     h, pos = get_uint(data, pos, end, "height")
     w, pos = get_uint(data, pos, end, "width")
@@ -207,35 +215,34 @@ def _fields_v2(data, end: int) -> tuple:
     return [bytes(data[:3]), data[3], h, w, c, flags, preset_id, quality, model_id, plen], pos
 
 
+def _length(data, pos: int, end: int, version: int, word: struct.Struct, what: str) -> tuple:
+    """``(value, position after it)`` of a count or length: a little-endian ``word`` in
+    version 1, a LEB128 in version 2; CorruptStreamError where it runs past ``end``."""
+    if version != 1:
+        return get_uint(data, pos, end, what)
+    if pos + word.size > end:
+        raise CorruptStreamError(f"{what} runs past the end")
+    return word.unpack_from(data, pos)[0], pos + word.size
+
+
 def split_raw(data: bytes):
     """Inverse of :func:`join_raw`, unchecked: ``(fields, params bytes, sections)``, or
     None where the bytes do not even parse (the fuzzer's view of a stream; decoding
-    goes through :func:`unpack_container`).  ``data`` ends with its 4 CRC bytes."""
+    goes through :func:`unpack_container`).  Lengths are not checked against the data:
+    a section that claims more than is there gets what is there."""
     try:
-        if len(data) > 3 and data[3] != 1:
-            end = len(data) - 4
-            fields, pos = _fields_v2(data, end)
-            params = bytes(data[pos : pos + fields[-1]])
-            count, pos = get_uint(data, pos + fields[-1], end)
-            sections = []
-            for _ in range(min(count, end)):
-                n, pos = get_uint(data, pos, end)
-                sections.append(bytes(data[pos : pos + n]))
-                pos += n
-            return fields, params, sections
-        fields = list(FIXED_HEADER.unpack_from(data, 0))
-        pos = FIXED_HEADER.size
+        end = len(data)
+        version = data[3]
+        fields, pos = _fields(data, end, version)
         params = bytes(data[pos : pos + fields[-1]])
-        pos += fields[-1]
-        (count,) = _U16.unpack_from(data, pos)
-        pos += _U16.size
+        count, pos = _length(data, pos + fields[-1], end, version, _U16, "section count")
         sections = []
-        for _ in range(count):
-            (n,) = _U32.unpack_from(data, pos)
-            sections.append(bytes(data[pos + 4 : pos + 4 + n]))
-            pos += 4 + n
+        for _ in range(min(count, end)):
+            n, pos = _length(data, pos, end, version, _U32, "section length")
+            sections.append(bytes(data[pos : pos + n]))
+            pos += n
         return fields, params, sections
-    except (struct.error, CorruptStreamError):
+    except (IndexError, CorruptStreamError):
         return None
 
 
@@ -257,19 +264,14 @@ def unpack_container(data) -> tuple:
         raise CorruptStreamError("not an .nkc stream (bad magic)")
     if n >= 4 and data[3] not in VERSIONS:
         raise CorruptStreamError(f"unsupported format version {data[3]} (this build reads {', '.join(map(str, VERSIONS))})")
-    least = _FIXED.size + _U16.size + _U32.size if n >= 4 and data[3] == 1 else 15  # version 2: every field a byte at least
-    if n < least:
+    if n < (_FIXED.size + _U16.size + _U32.size if n >= 4 and data[3] == 1 else _LEAST_V2):
         raise CorruptStreamError(f"stream of {n} bytes is shorter than the smallest header")
     (crc,) = _U32.unpack_from(data, n - 4)
     if zlib.crc32(data[: n - 4]) != crc:
         raise CorruptStreamError("CRC32 mismatch: the stream is damaged")
     end = n - 4
     version = data[3]
-    if version == 1:
-        _, _, h, w, c, flags, preset_id, quality, model_id, plen = _FIXED.unpack_from(data, 0)
-        pos = _FIXED.size
-    else:
-        (_, _, h, w, c, flags, preset_id, quality, model_id, plen), pos = _fields_v2(data, end)
+    (_, _, h, w, c, flags, preset_id, quality, model_id, plen), pos = _fields(data, end, version)
     check_dims(h, w, c)
     if flags & ~1:
         raise CorruptStreamError(f"unknown header flags {flags:#x}")
@@ -283,24 +285,12 @@ def unpack_container(data) -> tuple:
         raise CorruptStreamError(f"parameter block of {plen} bytes runs past the end")
     params = params_object(data[pos : pos + plen], version)
     pos += plen
-    if version == 1:
-        if pos + _U16.size > end:
-            raise CorruptStreamError("section count runs past the end")
-        (count,) = _U16.unpack_from(data, pos)
-        pos += _U16.size
-    else:
-        count, pos = get_uint(data, pos, end, "section count")
+    count, pos = _length(data, pos, end, version, _U16, "section count")
     if count > MAX_SECTIONS:
         raise CorruptStreamError(f"{count} sections, more than {MAX_SECTIONS}")
     sections = []
     for i in range(count):
-        if version == 1:
-            if pos + _U32.size > end:
-                raise CorruptStreamError(f"section {i} length runs past the end")
-            (slen,) = _U32.unpack_from(data, pos)
-            pos += _U32.size
-        else:
-            slen, pos = get_uint(data, pos, end, f"section {i} length")
+        slen, pos = _length(data, pos, end, version, _U32, f"section {i} length")
         if slen > end - pos:
             raise CorruptStreamError(f"section {i} claims {slen} bytes, only {end - pos} remain")
         sections.append(bytes(data[pos : pos + slen]))
