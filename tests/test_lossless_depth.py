@@ -1,4 +1,4 @@
-"""Near-lossless version 4 (nkcodec.coding.nearlossless_v4): samples of 1 to 16 bits and
+"""Near-lossless versions 4 and 5 (nkcodec.coding.nearlossless_v4, the tiles both share): samples of 1 to 16 bits and
 up to 16 channels, the bound exact on every sample, the encoder's per-tile choices
 read back and checked by the decoder, stored tiles, forged streams, and its fixtures."""
 
@@ -58,20 +58,20 @@ def test_every_sample_within_the_bound_at_any_depth(bits, shape, max_error):
             np.testing.assert_array_equal(out, x)
 
 
-def test_uint16_is_version_4_and_uint8_rgb_keeps_version_2():
+def test_every_depth_is_version_5_and_names_its_bits():
     rgb = deep((24, 20, 3), 8)
-    assert unpack_container(nkcodec.compress(rgb, preset="near-lossless", max_error=0))[0].params["residual"]["v"] == 2
+    assert unpack_container(nkcodec.compress(rgb, preset="near-lossless", max_error=0))[0].params == {"residual": {"v": 5, "max_error": 0, "bits": 8}}
     wide = rgb.astype(np.uint16)
     header = unpack_container(nkcodec.compress(wide, preset="near-lossless", max_error=0))[0]
-    assert header.params == {"residual": {"v": 4, "max_error": 0, "bits": 16}}  # bits > 8: uint16
+    assert header.params == {"residual": {"v": 5, "max_error": 0, "bits": 16}}  # bits > 8: uint16
     data = nkcodec.compress(wide, preset="near-lossless", max_error=0, bits=8)
     assert unpack_container(data)[0].params["residual"]["wide"] is True
     out = nkcodec.decompress(data)
     assert out.dtype == np.uint16  # the array's dtype comes back, whatever bits it declared
     np.testing.assert_array_equal(out, wide)
     many = deep((10, 12, 7), 8)
-    assert unpack_container(nkcodec.compress(many, preset="near-lossless", max_error=0))[0].params["residual"]["v"] == 4
-    # a max_error above version 2's 32 is version 4 too
+    assert unpack_container(nkcodec.compress(many, preset="near-lossless", max_error=0))[0].params["residual"]["v"] == 5
+    # a max_error above version 2's 32
     out = nkcodec.decompress(nkcodec.compress(rgb, preset="near-lossless", max_error=40))
     assert out.dtype == np.uint8 and _max_err(out, rgb) <= 40
 

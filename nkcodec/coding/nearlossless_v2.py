@@ -87,6 +87,10 @@ _BIAS_CTX = NUM_BINS * 64
 _BIAS_HALVE = 128  # bias counts are halved at this count (recent errors weigh more)
 _SLOPE_HALVE = 1 << 40
 _MASK32 = 0xFFFFFFFF
+_LMS_TAPS = 8 + NUM_SUB  # the LMS stage's inputs: 7 neighbour errors, a constant, the sub-predictors' deviations
+_LMS_CLIP = 4095  # inputs clipped to +-this (x8, shifted up by the activity shift)
+_LMS_MAX = 2000  # the stage's correction clipped to +-this (x8)
+_LMS_WMAX = 1 << 30  # weights clipped to +-4 (Q28)
 
 
 def tiles(h: int, w: int) -> list:
@@ -159,11 +163,12 @@ def _code(st, buf, p, bit, enc):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
-    """Code one bit: the probabilities of the ``_MODELS`` models (``probs[k]`` at
+    """Code one bit: the probabilities of the models (``probs[k]`` at
     ``ctx[k] + off``) mixed in the logistic domain with weight set ``ws``; every
     model and the weights then learn from the bit."""
     dot = 0
-    for k in range(_MODELS):
+    nm = probs.shape[0]
+    for k in range(nm):
         sk = stt[probs[k, ctx[k] + off] >> 4]
         sts[k] = sk
         dot += wts[ws, k] * sk
@@ -180,10 +185,10 @@ def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
         p = _ONE - 64
     bit = _code(st, buf, p, bit, enc)
     e = ((bit << 12) - p12) * _MIX_RATE
-    for k in range(_MODELS):
+    for k in range(nm):
         wts[ws, k] += (sts[k] * e) >> 13
         i = ctx[k] + off
-        q = probs[k, i]
+        q = np.int64(probs[k, i])
         if bit:
             probs[k, i] = q + ((_ONE - q) >> _RATE)
         else:
@@ -245,7 +250,7 @@ _MBINS = _bins(8, _CTX2, lambda t: t * 5 // 4 + 1)  # the best sub-predictor's r
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
+def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
     """Code (enc=True: img -> buf) or decode (buf -> rec) one tile.
 
     img, rec: (h, w, channels) uint8 or uint16 (img is read when encoding only; rec gets
@@ -280,8 +285,11 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
     bcnt = np.zeros(_BIAS_CTX, np.int64)
     sxy = np.zeros(16, np.int64)
     sxx = np.zeros(16, np.int64)
-    ctx = np.zeros(_MODELS, np.int64)
-    sts = np.zeros(_MODELS, np.int64)
+    nm = probs.shape[0]
+    ctx = np.zeros(nm, np.int64)
+    sts = np.zeros(nm, np.int64)
+    lw = np.zeros(_LMS_TAPS, np.int64)  # the LMS stage's weights (Q28)
+    lu = np.zeros(_LMS_TAPS, np.int64)  # and its inputs
     sub = np.zeros(NUM_SUB, np.int64)
     st = np.zeros(5, np.int64)
     st[1] = _MASK32
@@ -308,6 +316,7 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
         bcnt[:] = 0
         sxy[:] = 0
         sxx[:] = 0
+        lw[:] = 0
         step = steps[c]
         half = step >> 1
         nsub = NUM_SUB if cr else 8  # the colour-only predictors repeat others on other planes
@@ -407,9 +416,37 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
                     elif k == 1:
                         b1 = wk
                 p = (num + den // 2) // den
-                sp = p
                 en = e_[py - 1, px]
                 ew = e_[py, px - 1]
+                spread = 0
+                if nm > 3:  # how far the sub-predictors are from the blend: a context
+                    for k in range(nsub):
+                        spread += abs(sub[k] - p)
+                    spread //= nsub
+                nu = 0
+                nrm = 1
+                if lms:  # the LMS stage: the blend corrected by a learned sum of the neighbours' errors and the sub-predictors' deviations
+                    lu[0] = en
+                    lu[1] = ew
+                    lu[2] = e_[py - 1, px - 1]
+                    lu[3] = e_[py - 1, px + 1]
+                    lu[4] = e_[py - 2, px]
+                    lu[5] = e_[py, px - 2]
+                    lu[6] = err[prev, py, px] if cr else 0
+                    lu[7] = 8
+                    nu = 8
+                    for k in range(nsub):
+                        lu[nu] = sub[k] - p
+                        nu += 1
+                    dot = 0
+                    lim = _LMS_CLIP << ash
+                    for t in range(nu):
+                        ut = min(max(lu[t], -lim), lim)
+                        lu[t] = ut
+                        dot += lw[t] * ut
+                        nrm += ut * ut
+                    p += min(max((dot + (1 << 27)) >> 28, -(_LMS_MAX << ash)), _LMS_MAX << ash)
+                sp = p
                 a = 8 * (abs(n - nw) + abs(wv - nw) + abs(ne - n)) + 3 * (abs(en) + abs(ew)) + 2 * (abs(e_[py - 1, px - 1]) + abs(e_[py - 1, px + 1]))
                 aq = 0
                 if cr:
@@ -445,6 +482,9 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
                 wbase = (c * _WGROUPS + q // (NUM_BINS // _WGROUPS)) * wsets
                 ctx[1] = (c * _CTX3 + mbins[min(smin, _ACT_TABLE - 1)]) * blk
                 ctx[2] = (c * _CTX3 + d3) * blk
+                if nm > 3:
+                    ctx[3] = (c * _CTX3 + mbins[min(spread >> ash, _ACT_TABLE - 1)] * 8 + min((q_[py - 1, px - 1] + q_[py - 1, px + 1]) >> qsh, 7)) * blk
+                    ctx[4] = (c * _CTX3 + tex * 4 + q // (NUM_BINS // 4)) * blk
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
@@ -466,6 +506,10 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc):
                 serr[cur, py, px] = se
                 for k in range(nsub):
                     perr[py, px, k] = abs(8 * v - sub[k])
+                if lms:  # normalised LMS, in integers: w += 2**-lms * e * u / (1 + |u|**2)
+                    f = (se << (44 - lms)) // nrm
+                    for t in range(nu):
+                        lw[t] = min(max(lw[t] + ((f * lu[t] + 32768) >> 16), -_LMS_WMAX), _LMS_WMAX)
                 if cr:
                     eg = serr[prev, py, px]
                     sxy[aq] += se * eg
@@ -497,7 +541,7 @@ PRIOR_FILE = "lossless-v2-prior.npz"  # the starting probabilities of version 2:
 
 def flat_prior():
     """(probabilities, mixer weights) knowing nothing: every bit even, every model weighted alike."""
-    return np.full(_PROBS_SHAPE, _ONE // 2, np.int32), np.full(_WTS_SHAPE, (1 << 16) // _MODELS, np.int64)
+    return np.full(_PROBS_SHAPE, _ONE // 2, np.uint16), np.full(_WTS_SHAPE, (1 << 16) // _MODELS, np.int64)
 
 
 _PRIOR = []
@@ -505,17 +549,23 @@ _PRIOR = []
 
 def prior():
     """The shipped starting state of every tile (:func:`nkcodec.fit.lossless_prior.fit_prior` on the training
-    photos): (probabilities int32, mixer weights int64).  Streams of version 2 decode
+    photos): (probabilities uint16, mixer weights int64).  Streams of version 2 decode
     with exactly this file, so it never changes; a new prior is a new version."""
     if not _PRIOR:
-        from importlib.resources import files
-
-        with files("nkcodec").joinpath("weights", PRIOR_FILE).open("rb") as f, np.load(f) as z:
-            probs, wts = z["probs"].astype(np.int32), z["wts"].astype(np.int64)
-        if probs.shape != _PROBS_SHAPE or wts.shape != _WTS_SHAPE:
-            raise RuntimeError(f"{PRIOR_FILE} has shapes {probs.shape}, {wts.shape}; expected {_PROBS_SHAPE}, {_WTS_SHAPE}")
-        _PRIOR.append((probs, wts))
+        _PRIOR.append(load_prior(PRIOR_FILE, _PROBS_SHAPE, _WTS_SHAPE))
     return _PRIOR[0]
+
+
+def load_prior(name: str, probs_shape: tuple, wts_shape: tuple) -> tuple:
+    """A shipped prior, ``nkcodec/weights/<name>``: (probabilities uint16, mixer weights int64)
+    of these shapes."""
+    from importlib.resources import files
+
+    with files("nkcodec").joinpath("weights", name).open("rb") as f, np.load(f) as z:
+        probs, wts = z["probs"].astype(np.uint16), z["wts"].astype(np.int64)
+    if probs.shape != probs_shape or wts.shape != wts_shape:
+        raise RuntimeError(f"{name} has shapes {probs.shape}, {wts.shape}; expected {probs_shape}, {wts_shape}")
+    return probs, wts
 
 
 def _state():

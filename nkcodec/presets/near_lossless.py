@@ -1,12 +1,13 @@
 """The ``near-lossless`` preset: every sample within ``max_error`` of the original
 (``max_error=0``: lossless).  The codec's ``quality`` is not used.
 
-Version 2 (the default, ``base=None``) codes the image by prediction from the samples
-already decoded around each one (:mod:`nkcodec.coding.nearlossless_v2`), with no model.
-Version 4 codes what version 2 cannot: samples of other depths than 8 bits (``uint16``
-arrays, or ``bits`` declared), more than 4 channels (up to 16), or ``max_error`` above 32
-(:mod:`nkcodec.coding.nearlossless_v4`).  8-bit images of 1 to 4 channels keep version
-2's bytes.
+Version 5 (the default, ``base=None``) codes the image by prediction from the samples
+already decoded around each one, with no model: any depth from 1 to 16 bits (``uint16``
+arrays, or ``bits`` declared), 1 to 16 channels (:mod:`nkcodec.coding.nearlossless_v5`).
+``effort`` (0 to 2) makes the encoder try more per tile; the decoder's work is the same.
+Versions 2 and 3 (8 bits, 1 to 4 channels; :mod:`nkcodec.coding.nearlossless_v2`) and 4
+(version 5's tiles with version 2's model; :mod:`nkcodec.coding.nearlossless_v4`) were
+written before and are still decoded.
 Version 1 (``base=q``) codes the ``context`` preset's image at quality ``q`` and then the
 residual against it (:mod:`nkcodec.coding.nearlossless_v1`), as streams before version 2
 did: it needs more bytes (``docs/lossless.md``).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coding import nearlossless_v1, nearlossless_v2, nearlossless_v4
+from ..coding import nearlossless_v1, nearlossless_v2, nearlossless_v4, nearlossless_v5
 from ..coding.latent_codecs import ContextLatent
 from ..config import QUALITIES
 from ..errors import CorruptStreamError, check_int
@@ -28,6 +29,7 @@ from .base import IMAGE_PARAMS, ModelOption, Preset, check_image_flags, image_pa
 __all__ = ["NearLosslessPreset"]
 
 _BASE_LATENT = ContextLatent()  # version 1's base image: the context preset's latent
+_ANY_DEPTH = {nearlossless_v4.VERSION: nearlossless_v4, nearlossless_v5.VERSION: nearlossless_v5}  # versions of any depth and channel count
 
 
 class NearLosslessPreset(ModelOption, Preset):
@@ -47,17 +49,19 @@ class NearLosslessPreset(ModelOption, Preset):
             # any depth and up to 16 channels; uint16 samples when bits > 8 or "wide" (no image
             # flags: the channel count says it all, and small images feel every byte)
             4: {"residual": {"v": Int(4, 4), "max_error": Int(0, nearlossless_v4.MAX_ERROR), "bits": Int(1, 16), "wide?": Bool()}},
+            5: {"residual": {"v": Int(5, 5), "max_error": Int(0, nearlossless_v4.MAX_ERROR), "bits": Int(1, 16), "wide?": Bool()}},  # 4 with a stronger model
         },
     )
     max_channels = nearlossless_v4.MAX_CHANNELS
 
-    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None, bits: int | None = None):
+    def __init__(self, quality: int, model: str | None = None, max_error: int = 1, base: int | None = None, bits: int | None = None, effort: int = 0):
         super().__init__(quality, model)  # the model: version 1's base
         self.max_error = check_int(max_error, "max_error", 0, nearlossless_v4.MAX_ERROR)
         self.base = check_int(base, "base (None: no learned base; else a quality)", choices=QUALITIES, none=True)
         self.bits = check_int(bits, "bits (None: the dtype's, 8 or 16)", 1, 16, none=True)
-        if self.base is not None and (self.max_error > nearlossless_v1.MAX_ERROR or bits is not None):
-            raise ValueError(f"base (version 1) codes 8-bit images with max_error at most {nearlossless_v1.MAX_ERROR}")
+        self.effort = check_int(effort, "effort (near-lossless: what the encoder tries per tile)", choices=nearlossless_v4.EFFORTS)
+        if self.base is not None and (self.max_error > nearlossless_v1.MAX_ERROR or bits is not None or effort):
+            raise ValueError(f"base (version 1) codes 8-bit images with max_error at most {nearlossless_v1.MAX_ERROR}, and no effort")
 
     def check_image(self, image) -> np.ndarray:
         """uint8 or uint16, 1 to 16 channels (version 1, ``base``: as the learned presets)."""
@@ -70,16 +74,11 @@ class NearLosslessPreset(ModelOption, Preset):
     @staticmethod
     def sample_depth(params: dict) -> tuple:
         """(bits per sample, whether decoded as uint16) of a stream's params (unchecked
-        params give (8, False)): version 4 names them, every other version is 8-bit."""
+        params give (8, False)): versions 4 and 5 name them, every other version is 8-bit."""
         res = params.get("residual") if isinstance(params, dict) else None
-        if not isinstance(res, dict) or res.get("v") != nearlossless_v4.VERSION or type(res.get("bits")) is not int:
+        if not isinstance(res, dict) or res.get("v") not in _ANY_DEPTH or type(res.get("bits")) is not int:
             return 8, False
         return res["bits"], bool(res.get("wide", res["bits"] > 8))
-
-    def _any_depth(self, image: np.ndarray) -> bool:
-        """Whether ``image`` needs version 4 (see the module docstring)."""
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        return image.dtype != np.uint8 or channels > 4 or self.bits not in (None, 8) or self.max_error > nearlossless_v1.MAX_ERROR
 
     @property
     def lossless(self) -> bool:
@@ -90,20 +89,13 @@ class NearLosslessPreset(ModelOption, Preset):
         return 0 if self.base is None else self.model.model_id
 
     def encode(self, image: np.ndarray):
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        flags = {"gray": channels <= 2, "alpha": channels in (2, 4)}
-        if self.base is None and self._any_depth(image):
+        if self.base is None:
             bits = nearlossless_v4.sample_bits(image) if self.bits is None else self.bits  # checked by check_image
-            parts = nearlossless_v4.encode(image, self.max_error, bits)
-            residual = {"v": nearlossless_v4.VERSION, "max_error": self.max_error, "bits": bits}
+            parts = nearlossless_v5.encode(image, self.max_error, bits, effort=self.effort)
+            residual = {"v": nearlossless_v5.VERSION, "max_error": self.max_error, "bits": bits}
             if image.dtype == np.uint16 and bits <= 8:
                 residual["wide"] = True
             return {"residual": residual}, parts
-        if self.base is None:
-            parts, stored = nearlossless_v2.with_stored(image, nearlossless_v2.encode(image, self.max_error))
-            version = nearlossless_v2.VERSION_STORED if stored else nearlossless_v2.VERSION  # unchanged bytes where nothing is stored
-            params = {"residual": {"v": version, "max_error": self.max_error}, "image": flags}
-            return params, parts
         rgb, alpha, gray = split_rgb(image)
         m = self.model
         params, sections = _BASE_LATENT.encode(m, y := m.encode_latent(rgb, self.base), self.base)
@@ -114,15 +106,15 @@ class NearLosslessPreset(ModelOption, Preset):
 
     def decode(self, header: Header, sections: list) -> np.ndarray:
         res = header.params["residual"]
-        if header.channels > 4 and res.get("v") != nearlossless_v4.VERSION:
+        if header.channels > 4 and res.get("v") not in _ANY_DEPTH:
             raise CorruptStreamError(f"near-lossless version {res.get('v', 1)} codes at most 4 channels, the stream names {header.channels}")
         if res.get("v") is None:  # version 1: a learned base and its residual
             return self._decode_v1(header, sections)
         if header.model_id != 0:
             raise CorruptStreamError(f"near-lossless version {res['v']} uses no model, but the stream names model {header.model_id}")
         shape = (header.height, header.width, header.channels)
-        if res["v"] == nearlossless_v4.VERSION:
-            return nearlossless_v4.decode(sections, shape, res["max_error"], *self.sample_depth(header.params))
+        if res["v"] in _ANY_DEPTH:
+            return _ANY_DEPTH[res["v"]].decode(sections, shape, res["max_error"], *self.sample_depth(header.params))
         check_image_flags(header)
         stored = res["v"] == nearlossless_v2.VERSION_STORED
         return nearlossless_v2.decode(sections, shape, res["max_error"], stored=stored)

@@ -485,7 +485,11 @@ def _coding_parsers(sub, presets: list) -> None:
     e.add_argument("--preset", default="default", choices=presets)
     e.add_argument("--max-error", type=int, help="near-lossless: largest error of any sample, in sample units (default 1; 0 = lossless)")
     e.add_argument("--bits", type=int, help="near-lossless: bits per sample, 1..16 (default: the file's 8 or 16; e.g. 12 for 12-bit data in 16-bit files)")
-    e.add_argument("--effort", type=int, help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder)")
+    e.add_argument(
+        "--effort",
+        type=int,
+        help="default/context preset: 1 refines the latent (about 25x slower encode, same decoder); near-lossless: 1 or 2 try more per tile (slower encode, same decoder)",
+    )
     e.add_argument(
         "--adaptive-filter", action="store_true", help="learned presets: an exact per-image filter after the synthesis (-2%% BD-rate, 3x slower encode)"
     )

@@ -389,11 +389,22 @@ def _atheris(corpus: list, args) -> int:  # pragma: no cover - needs the optiona
     except ImportError:
         raise ValueError("--engine atheris needs atheris: pip install atheris") from None
     from .. import codec
-    from ..coding import context, entropy, nearlossless_v1, nearlossless_v2, nearlossless_v4, rle
+    from ..coding import context, entropy, nearlossless_v1, nearlossless_v2, nearlossless_v4, nearlossless_v5, rle
     from ..errors import CorruptStreamError, RetiredModelError
     from ..format import container, schema
 
-    for module in (codec, container, context, entropy, nearlossless_v1, nearlossless_v2, nearlossless_v4, rle, schema):  # coverage feedback from the decoder
+    for module in (
+        codec,
+        container,
+        context,
+        entropy,
+        nearlossless_v1,
+        nearlossless_v2,
+        nearlossless_v4,
+        nearlossless_v5,
+        rle,
+        schema,
+    ):  # coverage feedback from the decoder
         for fn in vars(module).values():
             if callable(fn) and getattr(fn, "__module__", None) == module.__name__ and hasattr(fn, "__code__"):
                 atheris.instrument_func(fn)
