@@ -99,6 +99,8 @@ def lossless_table(path: str = "lossless_kodak.json") -> str:
     labels = {
         "near-lossless": "max_error={}",
         "near-lossless-base6": "max_error={}, learned base q6 (version 1)",
+        "near-lossless-effort-1": "max_error={}, effort=1",
+        "near-lossless-effort-2": "max_error={}, effort=2",
         "palette": "k={}",
         "rle": "",
         "png": "Pillow default",

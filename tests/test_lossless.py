@@ -100,13 +100,14 @@ def test_compiled_kernel_matches_its_python_source(shape, max_error):
     lay, cfg = nearlossless_v2._layout(shape[2]), nearlossless_v2._CFG8
     steps = nearlossless_v2._steps(shape[2], max_error)
     out = {}
-    for name, fn in (("numba", nearlossless_v2._code_tile), ("python", nearlossless_v2._code_tile.py_func)):
+    compiled = nearlossless_v2.kernel(3, False)
+    for name, fn in (("numba", compiled), ("python", compiled.py_func)):
         buf = np.zeros(img.size * 8 + 1024, np.uint8)
         rec = np.zeros_like(img)
-        n = fn(img, rec, lay, cfg, steps, buf, nearlossless_v2._TABLES, *nearlossless_v2._state(), True)
+        n = fn(img, rec, lay, cfg, steps, buf, nearlossless_v2._TABLES, *nearlossless_v2._state(), True, 0)
         data = buf[:n].copy()
         dec = np.zeros_like(img)
-        assert fn(dec, dec, lay, cfg, steps, data, nearlossless_v2._TABLES, *nearlossless_v2._state(), False) == n
+        assert fn(dec, dec, lay, cfg, steps, data, nearlossless_v2._TABLES, *nearlossless_v2._state(), False, 0) == n
         np.testing.assert_array_equal(dec, rec)
         out[name] = data.tobytes(), rec
     assert out["numba"][0] == out["python"][0]

@@ -163,7 +163,7 @@ def test_corrupt_and_forged_streams_raise():
         (part[:-1], "ends at byte"),
         (part + b"\0", "ends at byte"),
         (b"\0" * 10, "fewer than"),
-        (bytes([1]) + part[1:], "mode 1"),
+        (bytes([2]) + part[1:], "mode 2"),  # version 5 has modes 0 and 1
         (part[:1] + bytes([17]) + part[2:], "shifts"),
         (part[:head] + bytes([0, 0, 0]) * 5 + part[head + 15 :], "permutation"),
         (part[:head] + bytes([0, 2, 0]) + part[head + 3 :], "not coded before"),

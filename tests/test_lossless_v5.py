@@ -84,7 +84,8 @@ def test_compiled_kernel_matches_its_python_source_with_the_lms_stage(shape, max
     steps = nearlossless_v2._steps(shape[2], max_error)
     state = lambda: [a.copy() for a in nearlossless_v4._state(lay, shape[2], bits, int(cfg[3]), nearlossless_v5.CODER)]  # noqa: E731
     out = {}
-    for name, fn in (("numba", nearlossless_v2._code_tile), ("python", nearlossless_v2._code_tile.py_func)):
+    compiled = nearlossless_v2.kernel(nearlossless_v5.MODELS, True)
+    for name, fn in (("numba", compiled), ("python", compiled.py_func)):
         buf = np.zeros(img.size * 16 + 1024, np.uint8)
         rec = np.zeros_like(img)
         n = fn(img, rec, lay, cfg, steps, buf, nearlossless_v2._TABLES, *state(), True, nearlossless_v5.LMS)

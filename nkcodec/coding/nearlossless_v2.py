@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import types
 
 import numba
 import numpy as np
@@ -162,12 +163,11 @@ def _code(st, buf, p, bit, enc):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
+def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc, nm):
     """Code one bit: the probabilities of the models (``probs[k]`` at
     ``ctx[k] + off``) mixed in the logistic domain with weight set ``ws``; every
     model and the weights then learn from the bit."""
     dot = 0
-    nm = probs.shape[0]
     for k in range(nm):
         sk = stt[probs[k, ctx[k] + off] >> 4]
         sts[k] = sk
@@ -197,7 +197,7 @@ def _bit(st, buf, probs, wts, sq, stt, sts, ctx, off, ws, bit, enc):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc, mb):
+def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc, mb, nm):
     """Code (enc) or decode one quantised error of at most ``mb`` bits: its bit length
     in unary, its sign, then the bits below its leading one.  Each model's context
     ``ctx[k]`` is the start of its block of ``1 + mb + mb * mb`` probabilities: mb length
@@ -210,18 +210,18 @@ def _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, a, neg, enc, mb):
             t >>= 1
         for j in range(mb):
             more = 1 if nb > j else 0
-            _bit(st, buf, probs, wts, sq, stt, sts, ctx, j, wbase + j, more, True)
+            _bit(st, buf, probs, wts, sq, stt, sts, ctx, j, wbase + j, more, True, nm)
             if not more:
                 break
     else:
-        while nb < mb and _bit(st, buf, probs, wts, sq, stt, sts, ctx, nb, wbase + nb, 0, False):
+        while nb < mb and _bit(st, buf, probs, wts, sq, stt, sts, ctx, nb, wbase + nb, 0, False, nm):
             nb += 1
     if nb == 0:
         return 0
-    neg = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb, wbase + mb, neg, enc)
+    neg = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb, wbase + mb, neg, enc, nm)
     v = a if enc else 1
     for j in range(nb - 2, -1, -1):
-        b = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb + 1 + (nb - 1) * mb + j, wbase + mb + 1 + (j == nb - 2), (a >> j) & 1, enc)
+        b = _bit(st, buf, probs, wts, sq, stt, sts, ctx, mb + 1 + (nb - 1) * mb + j, wbase + mb + 1 + (j == nb - 2), (a >> j) & 1, enc, nm)
         if not enc:
             v = (v << 1) | b
     return -v if neg else v
@@ -249,8 +249,7 @@ _SBINS = _bins(16, 16, lambda t: t * 3 // 2)  # slope context (chroma correction
 _MBINS = _bins(8, _CTX2, lambda t: t * 5 // 4 + 1)  # the best sub-predictor's recent error
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
+def _tile_kernel(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms):
     """Code (enc=True: img -> buf) or decode (buf -> rec) one tile.
 
     img, rec: (h, w, channels) uint8 or uint16 (img is read when encoding only; rec gets
@@ -285,7 +284,7 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
     bcnt = np.zeros(_BIAS_CTX, np.int64)
     sxy = np.zeros(16, np.int64)
     sxx = np.zeros(16, np.int64)
-    nm = probs.shape[0]
+    nm = _NM  # constants of each compiled copy (:func:`kernel`): the loops over the models unrolled
     ctx = np.zeros(nm, np.int64)
     sts = np.zeros(nm, np.int64)
     lw = np.zeros(_LMS_TAPS, np.int64)  # the LMS stage's weights (Q28)
@@ -425,7 +424,7 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
                     spread //= nsub
                 nu = 0
                 nrm = 1
-                if lms:  # the LMS stage: the blend corrected by a learned sum of the neighbours' errors and the sub-predictors' deviations
+                if _LMS_ON and lms:  # the LMS stage: the blend corrected by a learned sum of the neighbours' errors and the sub-predictors' deviations
                     lu[0] = en
                     lu[1] = ew
                     lu[2] = e_[py - 1, px - 1]
@@ -488,9 +487,9 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
                 if enc:
                     e = np.int64(img[y, x, c]) - pred
                     qe = (e + half) // step if e >= 0 else -((half - e) // step)
-                    _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True, mb)
+                    _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, abs(qe), 1 if qe < 0 else 0, True, mb, nm)
                 else:
-                    qe = _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, 0, 0, False, mb)
+                    qe = _value(st, buf, probs, wts, sq, stt, sts, ctx, wbase, 0, 0, False, mb, nm)
                 q_[py, px] = abs(qe)
                 r = pred + qe * step
                 if r < 0:
@@ -506,7 +505,7 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
                 serr[cur, py, px] = se
                 for k in range(nsub):
                     perr[py, px, k] = abs(8 * v - sub[k])
-                if lms:  # normalised LMS, in integers: w += 2**-lms * e * u / (1 + |u|**2)
+                if _LMS_ON and lms:  # normalised LMS, in integers: w += 2**-lms * e * u / (1 + |u|**2)
                     f = (se << (44 - lms)) // nrm
                     for t in range(nu):
                         lw[t] = min(max(lw[t] + ((f * lu[t] + 32768) >> 16), -_LMS_WMAX), _LMS_WMAX)
@@ -530,6 +529,35 @@ def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
             buf[st[3]] = (x1 >> (24 - 8 * i)) & 255
             st[3] += 1
     return st[3]
+
+
+_NM = _MODELS  # what :func:`_tile_kernel` reads as constants; each compiled copy has its own (:func:`kernel`)
+_LMS_ON = False
+_KERNELS = {}
+_KERNELS_LOCK = threading.Lock()
+
+
+def kernel(models: int = _MODELS, lms: bool = False):
+    """The tile kernel (:func:`_tile_kernel`) compiled for ``models`` context models, with
+    the LMS stage (``lms``) or without: a copy of the function whose constants ``_NM`` and
+    ``_LMS_ON`` are these, so that the loops over the models unroll and an unused stage is
+    not compiled in.  Each copy has its own name, so Numba caches each on its own."""
+    key = (int(models), bool(lms))
+    with _KERNELS_LOCK:
+        if key not in _KERNELS:
+            g = dict(_tile_kernel.__globals__, _NM=key[0], _LMS_ON=key[1])
+            name = f"_tile_kernel_m{key[0]}{'_lms' if key[1] else ''}"
+            fn = types.FunctionType(_tile_kernel.__code__, g, name, _tile_kernel.__defaults__)
+            fn.__qualname__ = name
+            fn.__module__ = __name__
+            _KERNELS[key] = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        return _KERNELS[key]
+
+
+def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
+    """Code or decode one tile (:func:`_tile_kernel`) with the compiled copy for ``probs``'
+    number of models and ``lms``."""
+    return kernel(probs.shape[0], lms > 0)(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms)
 
 
 _GWT = _WT[np.minimum(_GUIDE_SCALE * np.arange(1024), _WEIGHT_TABLE - 1)]  # the G-guided weights (differences <= 510)

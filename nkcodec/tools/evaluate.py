@@ -277,6 +277,16 @@ def run_ablation(folder, json_path=None, qualities=QUALITIES, progress: bool = T
 
 
 NEAR_LOSSLESS = (0, 1, 2, 4)  # max_error settings of the lossless table
+EFFORTS = (1, 2)  # near-lossless encoder efforts above the default, run lossless
+
+
+def _effort_jobs():
+    """(name, setting, make) of near-lossless at max_error 0 and each of :data:`EFFORTS`."""
+    from ..codec import Codec, decompress
+
+    return [(f"near-lossless-effort-{e}", 0, lambda e=e: (Codec(preset="near-lossless", max_error=0, effort=e).encode, decompress)) for e in EFFORTS]
+
+
 PALETTE_KS = (64, 256, 768, 1024)
 
 
@@ -291,6 +301,7 @@ def _deep_jobs():
     from ..codec import Codec, decompress
 
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in DEEP_ERRORS]
+    jobs += _effort_jobs()
     jobs += [("png-16", 0, lambda: (imagecodecs.png_encode, imagecodecs.png_decode))]
     jobs += [("jpeg2000-lossless", 0, lambda: ((lambda im: imagecodecs.jpeg2k_encode(im, level=0)), imagecodecs.jpeg2k_decode))]
     jobs += [("jpegxl-lossless", 0, lambda: ((lambda im: imagecodecs.jpegxl_encode(im, lossless=True, effort=7)), imagecodecs.jpegxl_decode))]
@@ -319,6 +330,7 @@ def run_lossless(folder, json_path=None, progress: bool = True, plot_path=None, 
         return _run_deep(json_path, progress, plot_path)
     images = rgb_images(folder)
     jobs = [("near-lossless", d, lambda d=d: (Codec(preset="near-lossless", max_error=d).encode, decompress)) for d in NEAR_LOSSLESS]
+    jobs += _effort_jobs()
     # the version 1 coder (a learned base image plus its residual), for comparison in the same run
     jobs += [("near-lossless-base6", d, lambda d=d: (Codec(preset="near-lossless", max_error=d, base=6).encode, decompress)) for d in (0, 1)]
     jobs += [("palette", k, lambda k=k: (Codec(1, "palette", k=k).encode, decompress)) for k in PALETTE_KS]
