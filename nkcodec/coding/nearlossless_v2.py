@@ -265,6 +265,9 @@ def _tile_kernel(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms):
     block of ``_CTX3`` contexts per channel) and the mixer's weights, which start from
     the prior (:func:`prior`) and are left in their final state.  Only the plane being
     coded and the one before it are kept, so memory does not grow with the channels.
+    lms: the LMS stage's step, 2**-lms (0: off; version 5's tiles in mode 1; compiled in
+    only where :func:`kernel` says so).  Five models (version 5) add the spread and
+    texture contexts.
     Returns the number of bytes written (enc) or read (dec), or -1 when buf is too
     small (enc)."""
     wt, sq, stt, qbins, sbins, mbins, gwt = tabs
@@ -543,6 +546,8 @@ def kernel(models: int = _MODELS, lms: bool = False):
     ``_LMS_ON`` are these, so that the loops over the models unroll and an unused stage is
     not compiled in.  Each copy has its own name, so Numba caches each on its own."""
     key = (int(models), bool(lms))
+    if key[0] not in (_MODELS, 5):
+        raise ValueError(f"the tile kernel mixes 3 or 5 context models, not {models}")
     with _KERNELS_LOCK:
         if key not in _KERNELS:
             g = dict(_tile_kernel.__globals__, _NM=key[0], _LMS_ON=key[1])
