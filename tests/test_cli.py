@@ -165,7 +165,18 @@ def test_lossless_small_folder(tmp_path, capsys):
     curves = json.loads((tmp_path / "l.json").read_text())["curves"]
     assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
     pytest.importorskip("imagecodecs", reason="the eval extra is not installed")
-    assert set(curves) == {"near-lossless", "near-lossless-base6", "palette", "rle", "png", "webp-lossless", "jpegxl-lossless", "jpeg-ls"}
+    assert set(curves) == {
+        "near-lossless",
+        "near-lossless-effort-1",
+        "near-lossless-effort-2",
+        "near-lossless-base6",
+        "palette",
+        "rle",
+        "png",
+        "webp-lossless",
+        "jpegxl-lossless",
+        "jpeg-ls",
+    }
     assert curves["jpegxl-lossless"]["results"]["max_err"] == [0]
     assert curves["jpeg-ls"]["settings"] == [0, 1, 2] and curves["jpeg-ls"]["results"]["max_err"] == [0, 1, 2]
     assert len(curves["jpeg-ls"]["per_image"]["1"]) == 2  # a row per image

@@ -540,14 +540,15 @@ _KERNELS = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def kernel(models: int = _MODELS, lms: bool = False):
-    """The tile kernel (:func:`_tile_kernel`) compiled for ``models`` context models, with
-    the LMS stage (``lms``) or without: a copy of the function whose constants ``_NM`` and
-    ``_LMS_ON`` are these, so that the loops over the models unroll and an unused stage is
-    not compiled in.  Each copy has its own name, so Numba caches each on its own."""
-    key = (int(models), bool(lms))
-    if key[0] not in (_MODELS, 5):
+def kernel(models: int = _MODELS):
+    """The tile kernel (:func:`_tile_kernel`) compiled for ``models`` context models: a copy
+    of the function whose constants ``_NM`` and ``_LMS_ON`` are these models and whether the
+    LMS stage is compiled in (version 5's five models: yes; its ``lms`` argument still turns
+    it off per tile), so that the loops over the models unroll and version 2's three-model
+    coder runs no LMS branches.  Each copy has its own name, so Numba caches each on its own."""
+    if models not in (_MODELS, 5):
         raise ValueError(f"the tile kernel mixes 3 or 5 context models, not {models}")
+    key = (int(models), models > _MODELS)
     with _KERNELS_LOCK:
         if key not in _KERNELS:
             g = dict(_tile_kernel.__globals__, _NM=key[0], _LMS_ON=key[1])
@@ -561,8 +562,8 @@ def kernel(models: int = _MODELS, lms: bool = False):
 
 def _code_tile(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms=0):
     """Code or decode one tile (:func:`_tile_kernel`) with the compiled copy for ``probs``'
-    number of models and ``lms``."""
-    return kernel(probs.shape[0], lms > 0)(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms)
+    number of models (:func:`kernel`)."""
+    return kernel(probs.shape[0])(img, rec, lay, cfg, steps, buf, tabs, probs, wts, enc, lms)
 
 
 _GWT = _WT[np.minimum(_GUIDE_SCALE * np.arange(1024), _WEIGHT_TABLE - 1)]  # the G-guided weights (differences <= 510)
