@@ -549,6 +549,8 @@ def kernel(models: int = _MODELS):
     if models not in (_MODELS, 5):
         raise ValueError(f"the tile kernel mixes 3 or 5 context models, not {models}")
     key = (int(models), models > _MODELS)
+    if key in _KERNELS:  # every tile asks: no lock once compiled
+        return _KERNELS[key]
     with _KERNELS_LOCK:
         if key not in _KERNELS:
             g = dict(_tile_kernel.__globals__, _NM=key[0], _LMS_ON=key[1])

@@ -48,8 +48,7 @@ _PRIOR = []
 
 def flat_prior() -> tuple:
     """(probabilities, mixer weights) knowing nothing, in version 5's shapes."""
-    probs, wts = v2.flat_prior()
-    return np.full((MODELS, probs.shape[1]), v2._ONE // 2, np.uint16), np.full((wts.shape[0], MODELS), (1 << 16) // MODELS, np.int64)
+    return np.full((MODELS, v2._PROBS_SHAPE[1]), v2._ONE // 2, np.uint16), np.full((v2._WTS_SHAPE[0], MODELS), (1 << 16) // MODELS, np.int64)
 
 
 def prior() -> tuple:
