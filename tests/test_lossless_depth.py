@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nkcodec
-from nkcodec.coding import nearlossless_v2, nearlossless_v4
+from nkcodec.coding import nearlossless_v2, nearlossless_v4, nearlossless_v5
 from nkcodec.errors import CorruptStreamError
 from nkcodec.format.container import pack_container, unpack_container
 
@@ -93,6 +93,18 @@ def test_correlated_channels_are_coded_against_each_other():
     together = len(nkcodec.compress(img, preset="near-lossless", max_error=0))
     alone = sum(len(nkcodec.compress(np.ascontiguousarray(img[..., k]), preset="near-lossless", max_error=0)) for k in range(5))
     assert together < 0.9 * alone
+
+
+def test_a_flat_colour_tile_codes_its_channels_from_the_first():
+    """A tile of one colour is as flat in its differences as in its channels: the encoder
+    still codes R and B from G (B guided by R), which halves its bytes against every
+    channel alone (the tie once left every channel alone)."""
+    flat = np.full((40, 50, 3), 77, np.uint8)
+    assert nearlossless_v4.tile_layout(flat).tolist() == [[1, -1, -1], [0, 1, -1], [2, 1, 0]]
+    with_refs = len(nearlossless_v4._search(flat, 8, np.ones(3, np.int64), nearlossless_v5.CODER, 0))
+    alone = len(nearlossless_v4._code(flat, np.array([[1, -1, -1], [0, -1, -1], [2, -1, -1]]), 8, 0, 0, np.ones(3, np.int64), nearlossless_v5.CODER, 1))
+    assert with_refs < alone
+    assert np.array_equal(nkcodec.decompress(nkcodec.compress(flat, preset="near-lossless", max_error=0)), flat)
 
 
 def test_values_above_the_declared_depth_are_refused():

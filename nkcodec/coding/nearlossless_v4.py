@@ -124,7 +124,7 @@ def tile_layout(tile: np.ndarray, order: list | None = None, guides: bool = True
                 if r == alpha:
                     continue
                 cost = _roughness(x[:, :, ch] - x[:, :, r])
-                if cost < _GAIN * best:
+                if cost < _GAIN * best or cost == best == 0 and ref < 0:  # a flat plane: as flat from its first reference
                     best, ref = cost, r
         guide = next((r[0] for r in reversed(rows) if guides and ref >= 0 and r[1] == ref), -1)
         rows.append([ch, ref, guide])
