@@ -60,14 +60,16 @@ def test_no_path_from_a_request_is_read(server, path):
     assert _request(server + path)[0] == 404
 
 
-@pytest.mark.parametrize("settings", ["preset=default&quality=3", "preset=near-lossless&max_error=2", "preset=rle"])
+@pytest.mark.parametrize(
+    "settings", ["preset=default&quality=3", "preset=near-lossless&max_error=2", "preset=near-lossless&max_error=0&effort=2", "preset=rle"]
+)
 def test_figures_equal_the_librarys(server, settings):
     img = photo((40, 56, 3))
     status, body, _ = _request(server + "/api/encode?" + settings + "&rd=0", _png_bytes(img))
     assert status == 200
     res = json.loads(body)
     q = dict(kv.split("=") for kv in settings.split("&"))
-    options = {"max_error": int(q["max_error"])} if "max_error" in q else {}
+    options = {k: int(q[k]) for k in ("max_error", "effort") if k in q}
     data = nkcodec.compress(img, int(q.get("quality", 4)), q["preset"], **options)
     out = nkcodec.decompress(data)
     f = res["figures"]
@@ -112,6 +114,8 @@ def test_open_a_stream(server):
         ("/api/encode?quality=9", None, 400, "quality"),
         ("/api/encode?quality=x", None, 400, "quality"),
         ("/api/encode?preset=nope", None, 400, "preset"),
+        ("/api/encode?preset=default&effort=2", None, 400, "effort"),
+        ("/api/encode?preset=near-lossless&effort=3", None, 400, "effort"),
         ("/api/open", b"NKC\x01" + b"\x00" * 40, 422, "corrupt"),
         ("/api/open", b"junk", 422, "corrupt"),
         ("/api/nothing", b"x", 404, "not found"),

@@ -162,10 +162,17 @@ def test_viewer_interactions_in_chromium(url, tmp_path):
         page.select_option("#preset", "near-lossless")
         page.wait_for_selector("body[data-state=encoded][data-busy='0']")
         page.wait_for_function("document.getElementById('peer').options.length >= 3")
-        assert page.is_disabled("#quality") and not page.is_disabled("#max-error") and page.is_disabled("#effort")
+        assert page.is_disabled("#quality") and not page.is_disabled("#max-error") and not page.is_disabled("#effort")
+        assert page.eval_on_selector("#effort option[value='2']", "o => o.disabled") is False
         labels = page.eval_on_selector_all("#peer option", "os => os.map((o) => o.textContent)")
         assert "PNG lossless" in labels and "WebP lossless" in labels
         assert "no quality ladder" in page.eval_on_selector("#rd", "el => el.textContent")
+        # effort 2 is near-lossless's alone: back on the default preset it returns to 0, not a refused request
+        page.select_option("#effort", "2")
+        page.wait_for_selector("body[data-state=encoded][data-busy='0']")
+        page.select_option("#preset", "default")
+        page.wait_for_selector("body[data-state=encoded][data-busy='0']")
+        assert page.input_value("#effort") == "0" and page.eval_on_selector("#effort option[value='2']", "o => o.disabled")
         # an error: shown above the image, the stale image and figures gone
         bad = tmp_path / "corrupt.nkc"
         data = nkcodec.compress(crop, 3)

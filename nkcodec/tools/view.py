@@ -37,6 +37,7 @@ __all__ = ["figures", "encode_view", "open_view", "make_server", "serve", "MAX_U
 
 MAX_UPLOAD = 32 << 20  # bytes of one upload
 MAX_PIXELS = 24_000_000  # pixels of an uploaded image
+EFFORT_PRESETS = ("default", "context", "near-lossless")  # the presets that take an effort
 _PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 _LOCK = threading.Lock()  # one encode at a time: the nets already use every core
 _RD_CACHE: dict = {}  # (image digest, preset, options) -> rate-distortion points: once per image, not per step
@@ -150,7 +151,7 @@ def encode_view(
     options = {}
     if preset == "near-lossless" and max_error is not None:
         options["max_error"] = max_error
-    if preset in ("default", "context") and effort:
+    if preset in EFFORT_PRESETS and effort:
         options["effort"] = effort
     try:
         codec = nkcodec.Codec(quality, preset, **options)

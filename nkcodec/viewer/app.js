@@ -9,6 +9,7 @@ let controller = null;
 let zoom = 1, panX = 0, panY = 0;
 const page = Math.random().toString(36).slice(2);  // this page's id: the server drops its superseded requests
 const LADDER = new Set(["default", "context", "scalar", "paper", "cluster", "scalar-rle"]);
+const EFFORTS = {default: ["1"], context: ["1"], "near-lossless": ["1", "2"]};  // the efforts above 0 each preset takes
 
 function setStatus(text, busy) {
   $("status").textContent = text;
@@ -35,7 +36,10 @@ function applicable() {
   const preset = $("preset").value, opened = document.body.dataset.state === "opened";
   $("quality").disabled = opened || !LADDER.has(preset);
   $("max-error").disabled = opened || preset !== "near-lossless";
-  $("effort").disabled = opened || !["default", "context"].includes(preset);
+  // effort: the learned presets refine their latent (1); near-lossless tries more per tile (1, 2)
+  $("effort").disabled = opened || !(preset in EFFORTS);
+  for (const o of $("effort").options) o.disabled = o.value !== "0" && !(EFFORTS[preset] || []).includes(o.value);
+  if ($("effort").selectedOptions[0].disabled) $("effort").value = "0";
   $("preset").disabled = opened && !upload;
   $("errmap").disabled = opened;
   $("peer").disabled = opened;
