@@ -29,7 +29,7 @@ from nkcodec.coding import nearlossless_v4 as v4
 from nkcodec.coding import nearlossless_v5 as v5
 
 _SRC = Path(v2.__file__).read_text()
-_TMP = tempfile.mkdtemp(prefix="nkcodec-variants-")
+_TMP = []  # the folder of the variants' modules, made on the first build
 
 
 def build(name: str, edits: list):
@@ -40,7 +40,9 @@ def build(name: str, edits: list):
         if old not in s:
             raise SystemExit(f"variant {name}: the kernel no longer has\n{old}")
         s = s.replace(old, new)
-    path = Path(_TMP) / f"variant_{name}.py"
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="nkcodec-variants-"))
+    path = Path(_TMP[0]) / f"variant_{name}.py"
     path.write_text(s)
     spec = importlib.util.spec_from_file_location(f"variant_{name}", path)
     mod = importlib.util.module_from_spec(spec)
@@ -244,7 +246,7 @@ def main(argv=None) -> int:
         if name == "blend_c":
             from PIL import Image
 
-            kodak = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(glob_png(args.kodak))]
+            kodak = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(args.kodak.glob("*.png"))]
             ktiles = [np.ascontiguousarray(im[t]) for im in kodak for t in v2.tiles(*im.shape[:2])]
             mods = {c: build(f"c{c}", [("return (1 << 32) // ((s + 4) * (s + 4))", f"return (1 << 32) // ((s + {c}) * (s + {c}))")]) for c in (4, 16, 64)}
             for label, ts in (("photos", tiles), ("Kodak", ktiles)):
@@ -256,10 +258,6 @@ def main(argv=None) -> int:
         got = sizes(build(name, VARIANTS[name]), tiles)
         print(f"{name:16s} {int(got.sum()):9d} {100 * (got.sum() / base.sum() - 1):+.3f}%", flush=True)
     return 0
-
-
-def glob_png(folder: Path) -> list:
-    return [p for p in folder.iterdir() if p.suffix.lower() == ".png"]
 
 
 if __name__ == "__main__":
