@@ -10,7 +10,9 @@ beyond every clamp.  It then times the exact synthesis, the float32 synthesis
 fixture tests, which compare the decoded pixels with hashes made on a CPU:
 
     python benchmarks/gpu_exact_check.py --json $OUT/gpu_exact.json
-    python -m pytest -q tests/test_fixed32.py "tests/test_learned.py::test_fixture_learned"
+    python -m pytest -n 0 tests/test_fixed32.py "tests/test_learned.py::test_fixture_learned"
+
+(`-n 0`: one process, since each JAX process on a GPU reserves most of its memory.)
 
 Without an accelerator it compares the CPU with itself (a smoke test).
 """
