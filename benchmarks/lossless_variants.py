@@ -215,6 +215,22 @@ def _ols(v_, y, x, w, r):
 
 '''
 
+
+def _counted(n0: int, top: int) -> list:
+    """Every probability counts its updates and moves by 1/(n + 2) of the way to the bit, n starting at ``n0`` and
+    stopping at ``top`` (version 5: a fixed 1/32), so a context learns fast while it is new, then settles."""
+    return [
+        ("_bit(st, buf, probs, wts,", "_bit(st, buf, probs, cnt, wts,"),
+        ("_value(st, buf, probs, wts,", "_value(st, buf, probs, cnt, wts,"),
+        ("    sub = np.zeros(NUM_SUB, np.int64)\n", f"    sub = np.zeros(NUM_SUB, np.int64)\n    cnt = np.zeros(probs.shape, np.uint8)\n    cnt[:] = {n0}\n"),
+        (
+            "        if bit:\n            probs[k, i] = q + ((_ONE - q) >> _RATE)\n        else:\n            probs[k, i] = q - (q >> _RATE)\n",
+            "        n = np.int64(cnt[k, i])\n        if bit:\n            probs[k, i] = q + (_ONE - q) // (n + 2)\n        else:\n"
+            f"            probs[k, i] = q - q // (n + 2)\n        if n < {top}:\n            cnt[k, i] = n + 1\n",
+        ),
+    ]
+
+
 VARIANTS = {
     "apm_wset": _apm("ws", "wts.shape[0]"),
     "apm_activity": _apm("ctx[0] + off", "probs.shape[1]"),
@@ -226,6 +242,14 @@ VARIANTS = {
     "lms_far": _lms_inputs(_FAR),
     "lms_far_step7": _lms_inputs(_FAR) + _STEP7,
     "ols": _lms_inputs(["po = _ols(v_, y, x, w, 6)", "lu[8] = po - p if po != -999999 else 0"]) + [("_NM = _MODELS  # what", _OLS + "\n_NM = _MODELS  # what")],
+    "counted_2_128": _counted(0, 126),
+    "counted_16_128": _counted(14, 126),
+    "counted_16_64": _counted(14, 62),
+    "counted_16_256": _counted(14, 254),
+    # every input above that paid, together: the far neighbours and least squares as LMS inputs, counted updates
+    "together": _lms_inputs(_FAR + ["po = _ols(v_, y, x, w, 6)", "lu[13] = po - p if po != -999999 else 0"])
+    + [("_NM = _MODELS  # what", _OLS + "\n_NM = _MODELS  # what")]
+    + _counted(14, 126),
     "blend_c": None,  # per tile, the best of three blend constants (below)
 }
 
