@@ -5,7 +5,8 @@ it has compiled before (the suite builds dozens of tiny ones). A persistent comp
 folder for this process only, lets an identical computation be compiled once: XLA keys it by the computation itself,
 so a hit is the executable a fresh compile would make. Each test process (pytest-xdist's workers) keeps its own
 folder; processes that the tests start (the CLI, determinism across processes) compile on their own. Measured on
-2 cores, one process: `tests/test_model.py` 281 s without it, 162 s with it; the whole suite 710 s (without its doctests), then 590 s (with them).
+2 cores, one process: `tests/test_model.py` 281 s without it, 162 s with it; the whole suite 710 s (without its
+doctests), then 590 s (with them).
 """
 
 import atexit

@@ -37,7 +37,6 @@ __all__ = ["figures", "encode_view", "open_view", "make_server", "serve", "MAX_U
 
 MAX_UPLOAD = 32 << 20  # bytes of one upload
 MAX_PIXELS = 24_000_000  # pixels of an uploaded image
-EFFORT_PRESETS = ("default", "context", "near-lossless")  # the presets that take an effort
 _PAGE = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 _LOCK = threading.Lock()  # one encode at a time: the nets already use every core
 _RD_CACHE: dict = {}  # (image digest, preset, options) -> rate-distortion points: once per image, not per step
@@ -145,13 +144,19 @@ def encode_view(
     """Everything the page shows for an uploaded image and settings.  ``stale()`` says
     whether a newer request has come in: the work stops at the next step (Superseded).
     The rate-distortion points are computed once per image and settings."""
+    import inspect
+
     import nkcodec
+    from nkcodec.presets import ALIASES, PRESETS
 
     image = _read_upload(upload)
+    # the page's settings that this preset takes (its signature says which); others are left out
+    cls = PRESETS.get(ALIASES.get(preset, preset))
+    takes = inspect.signature(cls).parameters if cls is not None else {}
     options = {}
-    if preset == "near-lossless" and max_error is not None:
+    if "max_error" in takes and max_error is not None:
         options["max_error"] = max_error
-    if preset in EFFORT_PRESETS and effort:
+    if "effort" in takes and effort:
         options["effort"] = effort
     try:
         codec = nkcodec.Codec(quality, preset, **options)
